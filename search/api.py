@@ -1,0 +1,219 @@
+"""REST API (v1). Each view parses input, calls a selector or service, picks the rendering."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from search import selectors, services
+from search.models import ASPECTS, Job, Paper
+from search.params import (
+    FILTER_NAMES, InvalidParams, SearchFilters, parse_filters, parse_k, parse_search_params,
+)
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus our parameter errors as 400 with one message per field."""
+    if isinstance(exc, InvalidParams):
+        return Response({"detail": "invalid parameters", "errors": exc.errors},
+                        status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, selectors.NotReady):
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return drf_exception_handler(exc, context)
+
+
+class PaperSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Paper
+        fields = ["id", "arxiv_id", "doi", "title", "abstract", "authors", "categories", "venue",
+                  "published", "first_seen", "tasks", "methods", "datasets", "url"]
+
+    def get_url(self, paper: Paper) -> str:
+        return paper.external_url
+
+
+class ResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="paper.id")
+    arxiv_id = serializers.CharField(source="paper.arxiv_id", allow_null=True)
+    title = serializers.CharField(source="paper.title")
+    authors = serializers.ListField(source="paper.authors", child=serializers.CharField())
+    categories = serializers.ListField(source="paper.categories", child=serializers.CharField())
+    published = serializers.DateField(source="paper.published", allow_null=True)
+    url = serializers.CharField(source="paper.external_url")
+    score = serializers.FloatField()
+
+
+def _filter_parameters() -> list[OpenApiParameter]:
+    many = {"category", "author", "task", "method", "dataset"}
+    return [
+        OpenApiParameter("published_after", OpenApiTypes.DATE),
+        OpenApiParameter("published_before", OpenApiTypes.DATE),
+        *[OpenApiParameter(name, str, many=name in many) for name in FILTER_NAMES
+          if not name.startswith("published")],
+    ]
+
+
+def _results_payload(result: selectors.SearchResult, request: Request) -> dict:
+    payload = {
+        "mode": result.mode,
+        "count": len(result.results),
+        "results": ResultSerializer(result.results, many=True).data,
+    }
+    if result.notice:
+        payload["notice"] = result.notice
+    if request.user.is_staff:
+        payload["debug"] = result.plan
+    return payload
+
+
+class SearchAPI(APIView):
+    @extend_schema(
+        summary="Search papers",
+        parameters=[
+            OpenApiParameter("q", str, description="query; supports au:, cat:, year:, venue:, "
+                             "task:, method:, dataset: terms and websearch syntax for keywords"),
+            OpenApiParameter("k", int, description="number of results, 1-100 (default 10)"),
+            OpenApiParameter("mode", str, enum=["semantic", "keyword", "hybrid"]),
+            OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.5"),
+            *_filter_parameters(),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request) -> Response:
+        params = parse_search_params(request.query_params)
+        result = selectors.paper_search(params=params)
+        body = _results_payload(result, request)
+        body["query"] = params.query
+        return Response(body)
+
+
+class PaperListAPI(APIView):
+    @extend_schema(
+        summary="List papers (newest first), or look one up by arXiv id / DOI",
+        parameters=[OpenApiParameter("arxiv_id", str), OpenApiParameter("doi", str),
+                    OpenApiParameter("page", int)],
+        responses=PaperSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        unknown = set(request.query_params) - {"arxiv_id", "doi", "page", "format"}
+        if unknown:
+            raise ValidationError({"unknown": f"unknown parameter(s): {', '.join(sorted(unknown))}"})
+        qs = selectors.paper_list(arxiv_id=request.query_params.get("arxiv_id", "").strip(),
+                                  doi=request.query_params.get("doi", "").strip())
+        from rest_framework.pagination import PageNumberPagination
+
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(PaperSerializer(page, many=True).data)
+
+
+def _paper_or_404(pk: int) -> Paper:
+    paper = selectors.paper_get(pk=pk)
+    if paper is None:
+        raise NotFound(f"no paper with id {pk}")
+    return paper
+
+
+class PaperDetailAPI(APIView):
+    @extend_schema(summary="One paper", responses=PaperSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(PaperSerializer(_paper_or_404(pk)).data)
+
+
+class PaperSimilarAPI(APIView):
+    @extend_schema(
+        summary="Papers similar to this one, overall or by aspect",
+        parameters=[OpenApiParameter("aspect", str, enum=list(ASPECTS)),
+                    OpenApiParameter("k", int), *_filter_parameters()],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        paper = _paper_or_404(pk)
+        errors: dict[str, str] = {}
+        unknown = set(request.query_params) - {"aspect", "k", "format", *FILTER_NAMES}
+        if unknown:
+            errors["unknown"] = f"unknown parameter(s): {', '.join(sorted(unknown))}"
+        aspect = request.query_params.get("aspect", "generic")
+        if aspect not in ASPECTS:
+            errors["aspect"] = f"{aspect!r} is not an aspect; use one of {', '.join(ASPECTS)}"
+        k = parse_k(request.query_params.get("k", ""), errors)
+        filters = parse_filters(request.query_params, errors)
+        if errors:
+            raise InvalidParams(errors)
+        result = selectors.paper_similar(paper=paper, aspect=aspect, k=k, filters=filters)
+        body = _results_payload(result, request)
+        body.update({"paper": paper.pk, "aspect": aspect})
+        return Response(body)
+
+
+class JobSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField()
+
+    class Meta:
+        model = Job
+        fields = ["id", "kind", "status", "description", "total", "processed", "progress",
+                  "stats", "errors", "message", "created_at", "started_at", "finished_at"]
+
+
+class IngestAPI(APIView):
+    permission_classes = [IsAdminUser]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Upload a papers file (arXiv daily JSONL, Kaggle arXiv snapshot, or Paperscope "
+                "JSONL; optionally gzipped); returns the job that ingests it",
+        request=inline_serializer("IngestUpload", {"file": serializers.FileField()}),
+        responses={202: JobSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise ValidationError({"file": "attach the papers file as multipart field 'file'"})
+        if upload.size > settings.INGEST_MAX_UPLOAD_BYTES:
+            raise ValidationError({"file": f"file is larger than "
+                                           f"{settings.INGEST_MAX_UPLOAD_BYTES // 2**20} MiB"})
+        settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+        name = Path(upload.name or "upload.jsonl").name
+        target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
+        with target.open("wb") as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+        job = services.ingest_job_create(path=target, display_name=name, user=request.user)
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": f"/api/v1/jobs/{job.pk}"})
+
+
+class JobDetailAPI(APIView):
+    @extend_schema(summary="Progress and per-row errors of a job", responses=JobSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        job = selectors.job_get(pk=pk)
+        if job is None:
+            raise NotFound(f"no job with id {pk}")
+        return Response(JobSerializer(job).data)
+
+
+class StatusAPI(APIView):
+    @extend_schema(summary="Corpus size and embedding coverage per space",
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        coverage = selectors.embedding_coverage()
+        return Response({
+            "papers": Paper.objects.count(),
+            "spaces": [{"name": c.space, "aspect": c.aspect, "active": c.active,
+                        "embedded": c.embedded, "total": c.total, "percent": c.percent}
+                       for c in coverage],
+        })

@@ -1,0 +1,176 @@
+"""The corpus: papers, embedding spaces, per-paper vectors, and background jobs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models import Q
+from pgvector.django import BitField, HalfVectorField, VectorField
+
+ASPECTS = ("generic", "task", "method", "dataset")
+
+
+class VarBitField(BitField):
+    """`bit varying`: pgvector's BitField without a length would be bit(1); spaces of different
+    dimensions share the column, and each space's index casts to bit(dim)."""
+
+    def db_type(self, connection) -> str:
+        return "bit varying"
+
+
+class Paper(models.Model):
+    """One research paper. Written only by search.services (ingestion)."""
+
+    arxiv_id = models.CharField(max_length=32, unique=True, null=True, blank=True)
+    doi = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    source_url = models.URLField(max_length=500, blank=True)
+    title = models.TextField()
+    abstract = models.TextField()
+    authors = ArrayField(models.TextField(), default=list, blank=True)
+    categories = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    venue = models.CharField(max_length=500, blank=True)
+    published = models.DateField(null=True, blank=True)
+    first_seen = models.DateField(null=True, blank=True)
+    tasks = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    methods = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    datasets = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    # sha256 of the text the embedders see (title + abstract); embeddings computed from an
+    # older hash are stale and get recomputed.
+    content_hash = models.CharField(max_length=64)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("title", weight="A", config="english")
+        + SearchVector("abstract", weight="B", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-published", "-id"]
+        indexes = [
+            GinIndex(fields=["search_vector"], name="paper_search_vector_gin"),
+            GinIndex(fields=["categories"], name="paper_categories_gin"),
+            GinIndex(fields=["authors"], name="paper_authors_gin"),
+            GinIndex(fields=["tasks"], name="paper_tasks_gin"),
+            GinIndex(fields=["methods"], name="paper_methods_gin"),
+            GinIndex(fields=["datasets"], name="paper_datasets_gin"),
+            models.Index(fields=["published"], name="paper_published_idx"),
+            models.Index(fields=["venue"], name="paper_venue_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(title="") & ~Q(abstract=""), name="paper_has_title_and_abstract"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title[:80]
+
+    @property
+    def external_url(self) -> str:
+        if self.source_url:
+            return self.source_url
+        if self.arxiv_id:
+            return f"https://arxiv.org/abs/{self.arxiv_id}"
+        if self.doi:
+            return f"https://doi.org/{self.doi}"
+        return ""
+
+
+class EmbeddingSpace(models.Model):
+    """One vector space: a model (name + version + dimension) applied to one aspect.
+
+    A new model is a new space, filled in the background and switched on atomically by
+    flipping `is_active`; at most one space per aspect is active.
+    """
+
+    name = models.SlugField(max_length=200, unique=True)
+    model_name = models.CharField(max_length=300)
+    model_version = models.CharField(max_length=100)
+    dimension = models.PositiveIntegerField()
+    aspect = models.CharField(max_length=50, default="generic")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_name", "model_version", "aspect"], name="space_model_aspect_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["aspect"], condition=Q(is_active=True), name="one_active_space_per_aspect"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PaperEmbedding(models.Model):
+    """A paper's vector in one space, with its quantized copies.
+
+    The columns have no fixed dimension so that spaces of different models share the table;
+    each space gets its own partial HNSW indexes on `embedding::vector(dim)` (see
+    search.services.space_ensure_indexes). The half-precision and binary copies are written
+    in the same statement as the full vector, so they can never go stale.
+    """
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="embeddings")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="embeddings")
+    embedding = VectorField()
+    embedding_half = HalfVectorField()
+    embedding_bit = VarBitField()
+    content_hash = models.CharField(max_length=64)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "paper"], name="one_embedding_per_space"),
+        ]
+
+
+class Job(models.Model):
+    """A long-running piece of work (ingestion, embedding) with progress for UI and API."""
+
+    class Kind(models.TextChoices):
+        INGEST = "ingest"
+        EMBED = "embed"
+        INDEX = "index"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    description = models.CharField(max_length=500, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    # {"created": n, "updated": n, "unchanged": n, "failed": n}
+    stats = models.JSONField(default=dict, blank=True)
+    # [{"file": ..., "line": n, "message": ...}], capped (see services.MAX_JOB_ERRORS)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return round(self.processed / self.total, 4) if self.total else 0.0

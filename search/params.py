@@ -1,0 +1,188 @@
+"""Parsing and validating search input; shared by the HTML views and the API.
+
+Both front doors hand the raw query parameters here and get back either a `SearchParams` or
+an `InvalidParams` carrying one clear message per offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Mapping, Sequence
+
+MODES = ("semantic", "keyword", "hybrid")
+DEFAULT_MODE = "hybrid"
+MAX_K = 100
+MAX_QUERY_CHARS = 1000
+FILTER_NAMES = (
+    "published_after", "published_before", "category", "author", "venue",
+    "task", "method", "dataset",
+)
+# Query-box shortcuts: `au:hinton cat:cs.CL year:2025 "exact phrase"`
+_FIELD = re.compile(r'(?<!\S)(au|author|cat|category|year|venue|task|method|dataset):'
+                    r'("([^"]*)"|\S+)', re.I)
+
+
+class InvalidParams(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    published_after: date | None = None
+    published_before: date | None = None
+    categories: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    venue: str = ""
+    tasks: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+
+    def is_empty(self) -> bool:
+        return self == SearchFilters()
+
+    def as_query(self) -> dict[str, list[str]]:
+        """Back to query-string form (for links that keep the filters)."""
+        out: dict[str, list[str]] = {}
+        if self.published_after:
+            out["published_after"] = [self.published_after.isoformat()]
+        if self.published_before:
+            out["published_before"] = [self.published_before.isoformat()]
+        for name, values in (("category", self.categories), ("author", self.authors),
+                             ("task", self.tasks), ("method", self.methods),
+                             ("dataset", self.datasets)):
+            if values:
+                out[name] = list(values)
+        if self.venue:
+            out["venue"] = [self.venue]
+        return out
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    query: str = ""
+    k: int = 10
+    mode: str = DEFAULT_MODE
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    # weight of the semantic list in hybrid fusion (keyword gets 1 - weight)
+    semantic_weight: float = 0.5
+
+
+def _getlist(data: Mapping, name: str) -> list[str]:
+    if hasattr(data, "getlist"):
+        values = data.getlist(name)
+    else:
+        raw = data.get(name)
+        values = raw if isinstance(raw, list) else ([] if raw in (None, "") else [raw])
+    return [str(v).strip() for v in values if str(v).strip()]
+
+
+def _one(data: Mapping, name: str) -> str:
+    values = _getlist(data, name)
+    return values[-1] if values else ""
+
+
+def _date(value: str, name: str, errors: dict[str, str]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value) if len(value) > 4 else date(int(value), 1, 1)
+    except ValueError:
+        errors[name] = f"{value!r} is not a date; use YYYY-MM-DD"
+        return None
+
+
+def parse_filters(data: Mapping, errors: dict[str, str]) -> SearchFilters:
+    after = _date(_one(data, "published_after"), "published_after", errors)
+    before = _date(_one(data, "published_before"), "published_before", errors)
+    if after and before and after > before:
+        errors["published_after"] = "published_after is later than published_before"
+    return SearchFilters(
+        published_after=after, published_before=before,
+        categories=tuple(_getlist(data, "category")), authors=tuple(_getlist(data, "author")),
+        venue=_one(data, "venue"), tasks=tuple(_getlist(data, "task")),
+        methods=tuple(_getlist(data, "method")), datasets=tuple(_getlist(data, "dataset")),
+    )
+
+
+def parse_k(raw: str, errors: dict[str, str], default: int = 10) -> int:
+    if not raw:
+        return default
+    try:
+        k = int(raw)
+    except ValueError:
+        errors["k"] = f"{raw!r} is not a whole number"
+        return default
+    if not 1 <= k <= MAX_K:
+        errors["k"] = f"k must be between 1 and {MAX_K}"
+        return default
+    return k
+
+
+def parse_search_params(
+    data: Mapping, *, allowed_extra: Sequence[str] = (), strict: bool = True
+) -> SearchParams:
+    """Validate query parameters; raises InvalidParams naming every bad field.
+
+    `strict` rejects unknown parameter names (API); the HTML form passes strict=False.
+    """
+    errors: dict[str, str] = {}
+    known = {"q", "k", "mode", "semantic_weight", "page", "format", *FILTER_NAMES, *allowed_extra}
+    if strict:
+        unknown = sorted(set(data.keys()) - known)
+        if unknown:
+            errors["unknown"] = (f"unknown parameter(s): {', '.join(unknown)}; "
+                                 f"filters are {', '.join(FILTER_NAMES)}")
+    query = _one(data, "q")
+    if len(query) > MAX_QUERY_CHARS:
+        errors["q"] = f"query is longer than {MAX_QUERY_CHARS} characters"
+    mode = _one(data, "mode") or DEFAULT_MODE
+    if mode not in MODES:
+        errors["mode"] = f"{mode!r} is not a mode; use one of {', '.join(MODES)}"
+    weight_raw = _one(data, "semantic_weight")
+    weight = 0.5
+    if weight_raw:
+        try:
+            weight = float(weight_raw)
+            if not 0.0 <= weight <= 1.0:
+                raise ValueError
+        except ValueError:
+            errors["semantic_weight"] = "semantic_weight must be a number between 0 and 1"
+            weight = 0.5
+    k = parse_k(_one(data, "k"), errors)
+    filters = parse_filters(data, errors)
+    query, filters = apply_field_syntax(query, filters, errors)
+    if errors:
+        raise InvalidParams(errors)
+    return SearchParams(query=query, k=k, mode=mode, filters=filters, semantic_weight=weight)
+
+
+def apply_field_syntax(
+    query: str, filters: SearchFilters, errors: dict[str, str]
+) -> tuple[str, SearchFilters]:
+    """Move `au:`, `cat:`, `year:`, `venue:`, `task:`... terms from the query into filters."""
+    updates: dict[str, object] = {}
+    for match in _FIELD.finditer(query):
+        name, value = match.group(1).lower(), (match.group(3) or match.group(2)).strip()
+        if name in ("au", "author"):
+            updates["authors"] = (*updates.get("authors", filters.authors), value)
+        elif name in ("cat", "category"):
+            updates["categories"] = (*updates.get("categories", filters.categories), value)
+        elif name == "year":
+            if not re.fullmatch(r"\d{4}", value):
+                errors["q"] = f"year:{value} is not a year"
+                continue
+            updates["published_after"] = date(int(value), 1, 1)
+            updates["published_before"] = date(int(value), 12, 31)
+        elif name == "venue":
+            updates["venue"] = value
+        else:
+            field_name = name + "s"
+            updates[field_name] = (*updates.get(field_name, getattr(filters, field_name)), value)
+    if not updates:
+        return query, filters
+    remaining = re.sub(r"\s+", " ", _FIELD.sub(" ", query)).strip()
+    return remaining, replace(filters, **updates)  # type: ignore[arg-type]

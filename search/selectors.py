@@ -1,0 +1,328 @@
+"""Reads: the one search query path shared by the HTML views and the API.
+
+Semantic search goes through a small selectivity-aware planner so that a filter never makes a
+query come back short:
+- no filter: HNSW index scan (ef_search from settings);
+- a filter matching few papers (<= EXACT_SCAN_MAX): exact distance ranking over just the
+  matching rows, found through the B-tree / GIN indexes on the paper table;
+- a broad filter: HNSW with pgvector's iterative scan, which keeps walking the graph until
+  enough rows pass the filter; if it still returns fewer than k, fall back to exact.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
+from pgvector import Vector
+
+from search.embedders import get_encoder
+from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.params import SearchFilters, SearchParams
+
+EXACT_SCAN_MAX = 20_000
+RRF_K = 60
+
+
+class NotReady(Exception):
+    """The data needed for this request is still being computed (e.g. a paper's vector)."""
+
+
+@dataclass
+class ScoredPaper:
+    paper: Paper
+    score: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    results: list[ScoredPaper]
+    mode: str
+    plan: dict[str, Any] = field(default_factory=dict)
+    notice: str = ""
+
+
+# --- filters as SQL ---------------------------------------------------------------------------
+
+def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]]:
+    """WHERE-clause fragment (always valid, 'TRUE' when empty) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.published_after:
+        clauses.append(f"{alias}.published >= %s")
+        params.append(filters.published_after)
+    if filters.published_before:
+        clauses.append(f"{alias}.published <= %s")
+        params.append(filters.published_before)
+    if filters.categories:  # any of the given categories
+        clauses.append(f"{alias}.categories && %s::varchar[]")
+        params.append(list(filters.categories))
+    for author in filters.authors:  # every given author, matched case-insensitively as a substring
+        clauses.append(f"EXISTS (SELECT 1 FROM unnest({alias}.authors) AS a(name) "
+                       "WHERE a.name ILIKE %s)")
+        params.append(f"%{_escape_like(author)}%")
+    if filters.venue:
+        clauses.append(f"{alias}.venue ILIKE %s")
+        params.append(f"%{_escape_like(filters.venue)}%")
+    for column, values in (("tasks", filters.tasks), ("methods", filters.methods),
+                           ("datasets", filters.datasets)):
+        if values:  # papers carrying all the given labels
+            clauses.append(f"{alias}.{column} @> %s::varchar[]")
+            params.append(list(values))
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def count_matching(filters: SearchFilters, *, cap: int) -> int:
+    """How many papers match, counting no further than `cap` (cheap upper bound for planning)."""
+    where, params = filter_sql(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM search_paper p WHERE {where} LIMIT %s) s",
+            [*params, cap],
+        )
+        return int(cursor.fetchone()[0])
+
+
+# --- spaces and vectors -----------------------------------------------------------------------
+
+def active_space(aspect: str = "generic") -> EmbeddingSpace | None:
+    return EmbeddingSpace.objects.filter(aspect=aspect, is_active=True).first()
+
+
+@functools.lru_cache(maxsize=512)
+def _encode_query_cached(model_name: str, text: str) -> bytes:
+    return get_encoder(model_name).encode([text])[0].astype(np.float32).tobytes()
+
+
+def encode_query(space: EmbeddingSpace, text: str) -> np.ndarray:
+    return np.frombuffer(_encode_query_cached(space.model_name, text), dtype=np.float32)
+
+
+def paper_vector(paper: Paper, space: EmbeddingSpace) -> np.ndarray | None:
+    row = PaperEmbedding.objects.filter(paper=paper, space=space).values_list(
+        "embedding", flat=True).first()
+    return None if row is None else np.asarray(row, dtype=np.float32)
+
+
+# --- semantic ranking (the planner) -------------------------------------------------------------
+
+def vector_ranking(
+    *, space: EmbeddingSpace, vector: np.ndarray, k: int, filters: SearchFilters,
+    exclude_ids: Sequence[int] = (),
+) -> tuple[list[tuple[int, float]], dict[str, Any]]:
+    """Top-k (paper id, cosine similarity) in `space`, honouring filters; never short."""
+    where, params = filter_sql(filters)
+    if exclude_ids:
+        where += " AND NOT (p.id = ANY(%s))"
+        params.append(list(exclude_ids))
+    plan: dict[str, Any] = {"space": space.name}
+    started = time.perf_counter()
+    if filters.is_empty():
+        plan["plan"] = "hnsw"
+        rows = _hnsw(space, vector, k, where, params, iterative=False)
+        if len(rows) < k:  # a tiny or half-embedded corpus: the graph may hold fewer rows
+            plan["plan"] = "hnsw+exact_fallback"
+            rows = _exact(space, vector, k, where, params)
+    else:
+        matches = count_matching(filters, cap=EXACT_SCAN_MAX + 1)
+        plan["matching_estimate"] = matches if matches <= EXACT_SCAN_MAX else f">{EXACT_SCAN_MAX}"
+        if matches <= EXACT_SCAN_MAX:
+            plan["plan"] = "exact_filtered"
+            rows = _exact(space, vector, k, where, params)
+        else:
+            plan["plan"] = "hnsw_iterative"
+            rows = _hnsw(space, vector, k, where, params, iterative=True)
+            if len(rows) < k:
+                plan["plan"] = "hnsw_iterative+exact_fallback"
+                rows = _exact(space, vector, k, where, params)
+    plan["ms"] = round((time.perf_counter() - started) * 1000, 2)
+    return [(pid, 1.0 - float(dist)) for pid, dist in rows], plan
+
+
+def _hnsw(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str, params: list[Any],
+          *, iterative: bool) -> list[tuple[int, float]]:
+    dim, sid = int(space.dimension), int(space.pk)
+    # The expression and the WHERE space_id literal must match the partial index exactly.
+    sql = f"""
+        SELECT p.id, e.embedding::vector({dim}) <=> %s::vector({dim}) AS distance
+        FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id
+        WHERE e.space_id = {sid} AND e.content_hash = p.content_hash AND {where}
+        ORDER BY e.embedding::vector({dim}) <=> %s::vector({dim})
+        LIMIT %s
+    """
+    query = Vector(vector).to_text()
+    # SET LOCAL lasts until the end of the transaction, so run the query inside it.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s" % max(int(settings.HNSW_EF_SEARCH), k))
+        if iterative:
+            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            cursor.execute("SET LOCAL hnsw.max_scan_tuples = 200000")
+        cursor.execute(sql, [query, *params, query, k])
+        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+
+
+def _exact(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
+           params: list[Any]) -> list[tuple[int, float]]:
+    # `embedding <=> q` without the fixed-dimension cast cannot use the HNSW index: this is
+    # an exact scan over the rows the filter leaves.
+    sql = f"""
+        SELECT p.id, e.embedding <=> %s::vector AS distance
+        FROM search_paper p JOIN search_paperembedding e
+             ON e.paper_id = p.id AND e.space_id = %s AND e.content_hash = p.content_hash
+        WHERE {where}
+        ORDER BY distance, p.id
+        LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Vector(vector).to_text(), space.pk, *params, k])
+        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+
+
+# --- keyword ranking ------------------------------------------------------------------------------
+
+def keyword_ranking(*, query: str, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+    """Full-text search (websearch syntax: "phrases", OR, -exclusions) ranked by ts_rank_cd."""
+    where, params = filter_sql(filters)
+    sql = f"""
+        SELECT p.id, ts_rank_cd(p.search_vector, q, 32) AS rank
+        FROM search_paper p, websearch_to_tsquery('english', %s) q
+        WHERE p.search_vector @@ q AND {where}
+        ORDER BY rank DESC, p.id
+        LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query, *params, k])
+        return [(int(pid), float(rank)) for pid, rank in cursor.fetchall()]
+
+
+def newest_ranking(*, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+    """Papers matching the filters, newest first (browsing with an empty query)."""
+    where, params = filter_sql(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT p.id, 0.0 FROM search_paper p WHERE {where} "
+                       "ORDER BY p.published DESC NULLS LAST, p.id DESC LIMIT %s", [*params, k])
+        return [(int(pid), 0.0) for pid, _ in cursor.fetchall()]
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[tuple[list[tuple[int, float]], float]], k: int
+) -> list[tuple[int, float]]:
+    """Fuse ranked lists: score = sum(weight / (RRF_K + rank)), rank starting at 1."""
+    scores: dict[int, float] = {}
+    for ranking, weight in rankings:
+        for rank, (pid, _) in enumerate(ranking, start=1):
+            scores[pid] = scores.get(pid, 0.0) + weight / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+
+
+# --- the search entry point -------------------------------------------------------------------------
+
+def paper_search(*, params: SearchParams) -> SearchResult:
+    """Semantic, keyword or hybrid search with filters; an empty query browses by date."""
+    filters, k, mode = params.filters, params.k, params.mode
+    if not params.query:
+        return SearchResult(_hydrate(newest_ranking(k=k, filters=filters)), "browse",
+                            {"plan": "browse"})
+    space = active_space()
+    notice = ""
+    if space is None and mode != "keyword":
+        notice = "Semantic search starts once the first embeddings are computed; showing keyword matches."
+        mode = "keyword"
+    plan: dict[str, Any] = {"mode": mode}
+    if mode == "keyword":
+        ranked = keyword_ranking(query=params.query, k=k, filters=filters)
+    elif mode == "semantic":
+        ranked, plan["semantic"] = vector_ranking(
+            space=space, vector=encode_query(space, params.query), k=k, filters=filters)
+    else:
+        depth = max(k * 3, 50)
+        semantic, plan["semantic"] = vector_ranking(
+            space=space, vector=encode_query(space, params.query), k=depth, filters=filters)
+        keyword = keyword_ranking(query=params.query, k=depth, filters=filters)
+        plan["keyword_hits"] = len(keyword)
+        ranked = reciprocal_rank_fusion(
+            [(semantic, params.semantic_weight), (keyword, 1.0 - params.semantic_weight)], k)
+    return SearchResult(_hydrate(ranked), mode, plan, notice)
+
+
+def paper_similar(
+    *, paper: Paper, aspect: str = "generic", k: int = 10,
+    filters: SearchFilters | None = None,
+) -> SearchResult:
+    """Papers closest to `paper` in the active space of `aspect`."""
+    space = active_space(aspect)
+    if space is None:
+        raise NotReady(f"no embedding space is active for aspect {aspect!r} yet")
+    vector = paper_vector(paper, space)
+    if vector is None:
+        raise NotReady("this paper's embedding has not been computed yet; try again shortly")
+    ranked, plan = vector_ranking(space=space, vector=vector, k=k, filters=filters or SearchFilters(),
+                                  exclude_ids=[paper.pk])
+    return SearchResult(_hydrate(ranked), "similar", {"semantic": plan})
+
+
+def _hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
+    papers = Paper.objects.defer("search_vector").in_bulk([pid for pid, _ in ranked])
+    return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
+
+
+# --- papers, jobs, coverage ---------------------------------------------------------------------
+
+def paper_get(*, pk: int) -> Paper | None:
+    return Paper.objects.defer("search_vector").filter(pk=pk).first()
+
+
+def paper_list(*, arxiv_id: str = "", doi: str = ""):
+    qs = Paper.objects.defer("search_vector").order_by("-published", "-id")
+    if arxiv_id:
+        qs = qs.filter(arxiv_id=arxiv_id)
+    if doi:
+        qs = qs.filter(doi=doi.lower())
+    return qs
+
+
+def job_get(*, pk: int) -> Job | None:
+    return Job.objects.filter(pk=pk).first()
+
+
+@dataclass
+class Coverage:
+    space: str
+    aspect: str
+    active: bool
+    embedded: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.embedded / self.total, 1) if self.total else 100.0
+
+    @property
+    def complete(self) -> bool:
+        return self.embedded >= self.total
+
+
+def embedding_coverage() -> list[Coverage]:
+    """Per space: papers with a vector computed from their current text, out of all papers."""
+    total = Paper.objects.count()
+    spaces = EmbeddingSpace.objects.annotate(
+        current=Count("embeddings", filter=Q(embeddings__content_hash=F("embeddings__paper__content_hash")))
+    ).order_by("aspect", "-is_active", "name")
+    return [Coverage(s.name, s.aspect, s.is_active, s.current, total) for s in spaces]
+
+
+def papers_without_embedding_count(space: EmbeddingSpace) -> int:
+    current = PaperEmbedding.objects.filter(
+        space=space, paper_id=OuterRef("pk"), content_hash=OuterRef("content_hash"))
+    return Paper.objects.filter(~Exists(current)).count()

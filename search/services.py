@@ -1,0 +1,394 @@
+"""Writes to the corpus. The only code that creates papers or writes vectors."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from pgvector import Bit, HalfVector, Vector
+
+from search.embedders import content_hash, get_encoder, paper_text
+from search.ingest import PaperRecord, count_rows, read_rows
+from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+
+log = logging.getLogger(__name__)
+
+MAX_JOB_ERRORS = 500
+INGEST_BATCH = 500
+_LABEL_FIELDS = ("authors", "categories", "venue", "tasks", "methods", "datasets", "source_url")
+
+
+# --- ingestion ---------------------------------------------------------------------------------
+
+@dataclass
+class UpsertResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    # papers whose text is new or changed: their embeddings must be (re)computed
+    to_embed: list[int] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (index in batch, message)
+
+
+def papers_upsert(*, records: Sequence[PaperRecord]) -> UpsertResult:
+    """Create or update papers, deduplicated on arXiv id and DOI, in one transaction.
+
+    Re-ingesting identical rows changes nothing. A record whose arXiv id and DOI point at two
+    different existing papers is refused (reported in `errors`), never merged silently.
+    Embedding tasks for new / changed papers are queued after commit.
+    """
+    result = UpsertResult()
+    with transaction.atomic():
+        arxiv_ids = [r.arxiv_id for r in records if r.arxiv_id]
+        dois = [r.doi for r in records if r.doi]
+        # Lock the rows we may update so a concurrent ingest of the same file waits for us.
+        existing = list(
+            Paper.objects.select_for_update()
+            .filter(Q(arxiv_id__in=arxiv_ids) | Q(doi__in=dois))
+            .defer("search_vector")
+        )
+        by_arxiv = {p.arxiv_id: p for p in existing if p.arxiv_id}
+        by_doi = {p.doi: p for p in existing if p.doi}
+        batch_new: dict[str, Paper] = {}  # key -> paper created earlier in this batch
+        to_create: list[Paper] = []
+        to_update: dict[int, Paper] = {}
+        for index, record in enumerate(records):
+            key_candidates = [k for k in (record.arxiv_id and f"a:{record.arxiv_id}",
+                                          record.doi and f"d:{record.doi}",
+                                          record.source_url and f"u:{record.source_url}") if k]
+            match_a = by_arxiv.get(record.arxiv_id) if record.arxiv_id else None
+            match_d = by_doi.get(record.doi) if record.doi else None
+            if match_a and match_d and match_a.pk != match_d.pk:
+                result.errors.append((index, (
+                    f"arXiv id {record.arxiv_id} and DOI {record.doi} belong to two different "
+                    "papers already stored; fix the row")))
+                continue
+            paper = match_a or match_d
+            if paper is None and not (record.arxiv_id or record.doi):
+                paper = Paper.objects.filter(source_url=record.source_url).first()
+            if paper is None:
+                earlier = next((batch_new[k] for k in key_candidates if k in batch_new), None)
+                if earlier is not None:  # the same paper twice in one batch: first one wins
+                    result.unchanged += 1
+                    continue
+                paper = _paper_from_record(record)
+                to_create.append(paper)
+                for key in key_candidates:
+                    batch_new[key] = paper
+                continue
+            if _apply_record(paper, record):
+                to_update[paper.pk] = paper
+            else:
+                result.unchanged += 1
+        if to_create:
+            Paper.objects.bulk_create(to_create)
+            result.created = len(to_create)
+            result.to_embed.extend(p.pk for p in to_create)
+        if to_update:
+            changed_text = [p.pk for p in to_update.values() if p._text_changed]  # type: ignore[attr-defined]
+            Paper.objects.bulk_update(
+                list(to_update.values()),
+                ["title", "abstract", "content_hash", "arxiv_id", "doi", "published",
+                 "first_seen", "updated_at", *_LABEL_FIELDS],
+            )
+            result.updated = len(to_update)
+            result.to_embed.extend(changed_text)
+        if result.to_embed:
+            ids = list(result.to_embed)
+            transaction.on_commit(lambda: queue_embedding(paper_ids=ids))
+    return result
+
+
+def _paper_from_record(record: PaperRecord) -> Paper:
+    return Paper(
+        arxiv_id=record.arxiv_id, doi=record.doi, source_url=record.source_url,
+        title=record.title, abstract=record.abstract, authors=record.authors,
+        categories=record.categories, venue=record.venue, published=record.published,
+        first_seen=record.first_seen or timezone.now().date(), tasks=record.tasks,
+        methods=record.methods, datasets=record.datasets,
+        content_hash=content_hash(record.title, record.abstract),
+    )
+
+
+def _apply_record(paper: Paper, record: PaperRecord) -> bool:
+    """Update `paper` in memory from `record`; True if anything changed."""
+    changed = False
+    new_hash = content_hash(record.title, record.abstract)
+    paper._text_changed = new_hash != paper.content_hash  # type: ignore[attr-defined]
+    if paper._text_changed:  # type: ignore[attr-defined]
+        paper.title, paper.abstract, paper.content_hash = record.title, record.abstract, new_hash
+        changed = True
+    for name in _LABEL_FIELDS:
+        value = getattr(record, name)
+        if value and value != getattr(paper, name):
+            setattr(paper, name, value)
+            changed = True
+    for name in ("arxiv_id", "doi"):
+        if getattr(record, name) and not getattr(paper, name):
+            setattr(paper, name, getattr(record, name))
+            changed = True
+    if record.published and record.published != paper.published:
+        paper.published = record.published
+        changed = True
+    # first seen is the earliest date any source listed the paper
+    if record.first_seen and (paper.first_seen is None or record.first_seen < paper.first_seen):
+        paper.first_seen = record.first_seen
+        if paper.published and record.first_seen < paper.published and not record.published:
+            paper.published = record.first_seen
+        changed = True
+    if changed:
+        paper.updated_at = timezone.now()
+    return changed
+
+
+@dataclass
+class IngestReport:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[dict] = field(default_factory=list)
+    error_count: int = 0
+
+    def as_stats(self) -> dict:
+        return {"rows": self.rows, "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "failed": self.error_count}
+
+
+def papers_ingest_file(
+    *, path: Path, display_name: str | None = None, report: IngestReport | None = None,
+    on_progress: Callable[[IngestReport], None] | None = None,
+) -> IngestReport:
+    """Ingest one file in batches; bad rows are reported with their line, good rows go in."""
+    report = report or IngestReport()
+    name = display_name or path.name
+    pending: list[tuple[int, PaperRecord]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        records = [r for _, r in pending]
+        try:
+            result = papers_upsert(records=records)
+        except IntegrityError:
+            # A concurrent writer inserted one of these papers between our read and our
+            # insert; the batch rolled back as a whole, so redo it row by row.
+            result = UpsertResult()
+            for index, record in enumerate(records):
+                try:
+                    one = papers_upsert(records=[record])
+                except IntegrityError as exc:
+                    result.errors.append((index, f"could not store: {exc}".splitlines()[0]))
+                    continue
+                result.created += one.created
+                result.updated += one.updated
+                result.unchanged += one.unchanged
+                result.errors.extend((index, msg) for _, msg in one.errors)
+        report.created += result.created
+        report.updated += result.updated
+        report.unchanged += result.unchanged
+        for index, message in result.errors:
+            _add_error(report, name, pending[index][0], message)
+        pending.clear()
+        if on_progress:
+            on_progress(report)
+
+    for row in read_rows(path):
+        report.rows += 1
+        if row.error is not None:
+            _add_error(report, name, row.line, row.error)
+        else:
+            assert row.record is not None
+            pending.append((row.line, row.record))
+        if len(pending) >= INGEST_BATCH:
+            flush()
+    flush()
+    return report
+
+
+def _add_error(report: IngestReport, name: str, line: int, message: str) -> None:
+    report.error_count += 1
+    if len(report.errors) < MAX_JOB_ERRORS:
+        report.errors.append({"file": name, "line": line, "message": message})
+
+
+def ingest_job_create(*, path: Path, display_name: str, user=None) -> Job:
+    """A queued ingestion job for an uploaded file; the task runs after commit."""
+    from search.tasks import ingest_job_run
+
+    job = Job.objects.create(
+        kind=Job.Kind.INGEST, description=f"ingest {display_name}",
+        params={"path": str(path), "file": display_name}, created_by=user,
+    )
+    ingest_job_run.delay_on_commit(job.pk)
+    return job
+
+
+def ingest_job_run(*, job: Job) -> Job:
+    """Run an ingestion job: counts rows first (for the progress bar), then ingests."""
+    path = Path(job.params["path"])
+    name = job.params.get("file", path.name)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, started_at=timezone.now())
+    try:
+        total = count_rows(path)
+    except (OSError, EOFError, UnicodeDecodeError):
+        total = 0
+    Job.objects.filter(pk=job.pk).update(total=total)
+
+    def save_progress(report: IngestReport) -> None:
+        Job.objects.filter(pk=job.pk).update(
+            processed=report.rows, stats=report.as_stats(), errors=report.errors)
+
+    report = papers_ingest_file(path=path, display_name=name, on_progress=save_progress)
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.DONE, processed=report.rows, total=max(total, report.rows),
+        stats=report.as_stats(), errors=report.errors, finished_at=timezone.now(),
+        message=f"{report.created} created, {report.updated} updated, "
+                f"{report.unchanged} unchanged, {report.error_count} rows rejected",
+    )
+    path.unlink(missing_ok=True)
+    job.refresh_from_db()
+    return job
+
+
+# --- embedding spaces ------------------------------------------------------------------------
+
+def space_for_model(*, model_name: str | None = None, aspect: str = "generic") -> EmbeddingSpace:
+    """The space of the configured model for `aspect`, created (and indexed) on first use.
+
+    The first space of an aspect becomes active at once; a later one (a new model) is filled
+    in the background and switched on by `space_activate_when_complete`.
+    """
+    encoder = get_encoder(model_name)
+    space = EmbeddingSpace.objects.filter(
+        model_name=encoder.name, model_version=encoder.version, aspect=aspect).first()
+    if space is None:
+        slug_model = encoder.name.replace(":", "-").replace("/", "-").lower()
+        with transaction.atomic():
+            has_active = EmbeddingSpace.objects.filter(aspect=aspect, is_active=True).exists()
+            space, _ = EmbeddingSpace.objects.get_or_create(
+                model_name=encoder.name, model_version=encoder.version, aspect=aspect,
+                defaults={"name": f"{slug_model}-{encoder.version[:8]}-{aspect}",
+                          "dimension": encoder.dimension, "is_active": not has_active},
+            )
+        space_ensure_indexes(space=space)
+    return space
+
+
+def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
+    """Partial HNSW indexes for one space: cosine on the float and halfvec copies, Hamming on
+    the bit copy. Partial (WHERE space_id = n) with a fixed-dimension cast, because the table
+    holds spaces of different dimensions."""
+    dim, sid = int(space.dimension), int(space.pk)
+    statements = [
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_float_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE space_id = {sid}",
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_half_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) WHERE space_id = {sid}",
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_bit_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
+    ]
+    with connection.cursor() as cursor:
+        for sql in statements:
+            cursor.execute(sql)
+
+
+def space_activate_when_complete(*, aspect: str = "generic") -> EmbeddingSpace | None:
+    """Switch the aspect to the configured model's space once every paper has a vector there."""
+    target = space_for_model(aspect=aspect)
+    if target.is_active:
+        return target
+    if papers_missing_embedding_ids(space=target, limit=1):
+        return None
+    with transaction.atomic():
+        EmbeddingSpace.objects.filter(aspect=aspect, is_active=True).update(is_active=False)
+        EmbeddingSpace.objects.filter(pk=target.pk).update(is_active=True)
+    log.info("activated embedding space %s", target.name)
+    return target
+
+
+# --- embedding ----------------------------------------------------------------------------------
+
+def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
+    """Full vector, its half-precision copy and its 1-bit-per-dimension sign copy, as the text
+    literals of pgvector's types (psycopg needs no adapter registration for these)."""
+    return (Vector(vector).to_text(), HalfVector(vector.astype(np.float16)).to_text(),
+            Bit(vector > 0).to_text())
+
+
+def papers_embed(*, paper_ids: Iterable[int], space: EmbeddingSpace | None = None) -> int:
+    """Compute and store vectors for the given papers in `space`; returns how many were written.
+
+    Idempotent: papers whose stored vector was computed from their current text are skipped,
+    deleted papers are ignored. Safe to run twice at once (upsert on the unique key).
+    """
+    space = space or space_for_model()
+    ids = list(paper_ids)
+    current = set(PaperEmbedding.objects.filter(
+        space=space, paper_id__in=ids, content_hash=F("paper__content_hash")
+    ).values_list("paper_id", flat=True))
+    todo = list(Paper.objects.filter(pk__in=[i for i in ids if i not in current])
+                .values_list("pk", "title", "abstract", "content_hash"))
+    if not todo:
+        return 0
+    encoder = get_encoder(space.model_name)
+    vectors = encoder.encode([paper_text(t, a) for _, t, a, _ in todo],
+                             batch_size=settings.EMBEDDING_BATCH_SIZE)
+    rows = []
+    for (pk, _, _, digest), vector in zip(todo, vectors):
+        full, half, bits = quantized_copies(vector)
+        rows.append((pk, space.pk, full, half, bits, digest))
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The paper may have been deleted while we were encoding: insert only if it exists.
+        cursor.executemany(
+            """
+            INSERT INTO search_paperembedding
+                (paper_id, space_id, embedding, embedding_half, embedding_bit, content_hash,
+                 computed_at)
+            SELECT %s, %s, %s::vector, %s::halfvec, %s::varbit, %s, now()
+            WHERE EXISTS (SELECT 1 FROM search_paper WHERE id = %s)
+            ON CONFLICT (space_id, paper_id) DO UPDATE SET
+                embedding = EXCLUDED.embedding, embedding_half = EXCLUDED.embedding_half,
+                embedding_bit = EXCLUDED.embedding_bit, content_hash = EXCLUDED.content_hash,
+                computed_at = EXCLUDED.computed_at
+            """,
+            [(*row, row[0]) for row in rows],
+        )
+    return len(rows)
+
+
+def queue_embedding(*, paper_ids: Sequence[int]) -> int:
+    """Queue embedding tasks in chunks; returns the number of tasks sent."""
+    from search.tasks import embed_papers
+
+    chunk = settings.EMBEDDING_TASK_CHUNK
+    sent = 0
+    for start in range(0, len(paper_ids), chunk):
+        embed_papers.delay(list(paper_ids[start:start + chunk]))
+        sent += 1
+    return sent
+
+
+def papers_missing_embedding_ids(*, space: EmbeddingSpace, limit: int | None = None) -> list[int]:
+    """Papers with no vector in `space`, or one computed from older text."""
+    qs = (Paper.objects.exclude(pk__in=PaperEmbedding.objects.filter(
+        space=space, content_hash=F("paper__content_hash")).values("paper_id"))
+        .order_by("pk").values_list("pk", flat=True))
+    return list(qs[:limit] if limit else qs)
+
+
+def fail_stale_jobs(*, older_than_minutes: int = 60) -> int:
+    """Mark jobs that have been 'running' with no end for too long as failed (a dead worker)."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    return Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=cutoff).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(),
+        message="the worker stopped before finishing; ingestion is idempotent, so re-submit "
+                "the file to complete it")

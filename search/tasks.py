@@ -1,0 +1,71 @@
+"""Celery tasks: thin wrappers that take primary keys and call services.
+
+Every task is idempotent (services skip what is current), acknowledges late (a killed
+worker's message is redelivered), and retries a bounded number of times with backoff.
+`embed_missing` runs periodically and re-queues anything that slipped through.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError, InterfaceError
+
+from search import services
+from search.models import Job
+
+log = logging.getLogger(__name__)
+
+RETRY = {
+    "autoretry_for": (OperationalError, InterfaceError, ConnectionError, TimeoutError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "acks_late": True,
+}
+EMBED_QUEUE = "celery"
+
+
+@shared_task(**RETRY)
+def embed_papers(paper_ids: list[int]) -> int:
+    return services.papers_embed(paper_ids=paper_ids)
+
+
+@shared_task(**RETRY)
+def ingest_job_run(job_id: int) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status in (Job.Status.DONE, Job.Status.FAILED):
+        return
+    services.ingest_job_run(job=job)
+
+
+@shared_task(acks_late=True, max_retries=0)
+def embed_missing() -> int:
+    """Queue papers that have no current vector in the configured space.
+
+    Skips the round while embedding tasks are still waiting in the broker queue: those papers
+    are already on their way, and queueing them again would only duplicate work (harmless,
+    since embedding is idempotent, but wasteful on a big ingest).
+    """
+    from project.celery import app
+
+    with app.connection_for_write() as conn:
+        pending = conn.default_channel.client.llen(EMBED_QUEUE)
+    if pending:
+        log.info("embed_missing: %d tasks still queued; skipping this round", pending)
+        return 0
+    space = services.space_for_model()
+    ids = services.papers_missing_embedding_ids(space=space, limit=50_000)
+    if ids:
+        services.queue_embedding(paper_ids=ids)
+        log.info("embed_missing: queued %d papers for %s", len(ids), space.name)
+    else:
+        services.space_activate_when_complete()
+    return len(ids)
+
+
+@shared_task(max_retries=0)
+def fail_stale_jobs() -> int:
+    return services.fail_stale_jobs()

@@ -1,0 +1,56 @@
+"""HTML views. Same selectors as the API; htmx requests get just the changed fragment."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from search import selectors
+from search.params import InvalidParams, SearchParams, parse_search_params
+
+PAGE_STEP = 20
+
+
+def search_page(request: HttpRequest) -> HttpResponse:
+    errors: dict[str, str] = {}
+    try:
+        params = parse_search_params(request.GET, strict=False)
+    except InvalidParams as exc:
+        errors, params = exc.errors, SearchParams(query=request.GET.get("q", "")[:1000])
+    if "k" not in request.GET:
+        params = SearchParams(query=params.query, k=PAGE_STEP, mode=params.mode,
+                              filters=params.filters, semantic_weight=params.semantic_weight)
+    result = None if errors else selectors.paper_search(params=params)
+    more_query = ""
+    if result and len(result.results) >= params.k and params.k < 100:
+        query = {k: v for k, v in request.GET.lists()}
+        query["k"] = [str(min(params.k + PAGE_STEP, 100))]
+        more_query = urlencode(query, doseq=True)
+    context = {
+        "params": params, "raw_query": request.GET.get("q", ""), "result": result,
+        "errors": errors, "more_query": more_query,
+        "modes": ("hybrid", "semantic", "keyword"),
+    }
+    template = "search/search.html#results" if request.htmx else "search/search.html"
+    return render(request, template, context)
+
+
+def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
+    paper = selectors.paper_get(pk=pk)
+    if paper is None:
+        raise Http404("no such paper")
+    similar, notice = None, ""
+    try:
+        similar = selectors.paper_similar(paper=paper, k=10)
+    except selectors.NotReady as exc:
+        notice = str(exc)
+    return render(request, "search/paper.html",
+                  {"paper": paper, "similar": similar, "notice": notice})
+
+
+def embedding_status(request: HttpRequest) -> HttpResponse:
+    """Polled by the page while embeddings are being computed."""
+    coverage = [c for c in selectors.embedding_coverage() if c.active or not c.complete]
+    return render(request, "search/_status.html", {"coverage": coverage})
