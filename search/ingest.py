@@ -134,7 +134,7 @@ def _from_arxiv_daily(row: dict, file_date: date | None) -> PaperRecord:
         source_url=str(row.get("abs") or f"https://arxiv.org/abs/{arxiv_id}"),
         authors=_str_list(row.get("authors"), "authors"),
         categories=_str_list(row.get("categories"), "categories"),
-        published=file_date,
+        # the listing date is the publication date unless an earlier listing is known
         first_seen=file_date,
     )
 

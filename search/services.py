@@ -111,7 +111,8 @@ def _paper_from_record(record: PaperRecord) -> Paper:
     return Paper(
         arxiv_id=record.arxiv_id, doi=record.doi, source_url=record.source_url,
         title=record.title, abstract=record.abstract, authors=record.authors,
-        categories=record.categories, venue=record.venue, published=record.published,
+        categories=record.categories, venue=record.venue,
+        published=record.published or record.first_seen,
         first_seen=record.first_seen or timezone.now().date(), tasks=record.tasks,
         methods=record.methods, datasets=record.datasets,
         content_hash=content_hash(record.title, record.abstract),
@@ -138,11 +139,12 @@ def _apply_record(paper: Paper, record: PaperRecord) -> bool:
     if record.published and record.published != paper.published:
         paper.published = record.published
         changed = True
-    # first seen is the earliest date any source listed the paper
+    # first seen is the earliest date any source listed the paper; a publication date that
+    # was only derived from the first listing moves with it
     if record.first_seen and (paper.first_seen is None or record.first_seen < paper.first_seen):
-        paper.first_seen = record.first_seen
-        if paper.published and record.first_seen < paper.published and not record.published:
+        if not record.published and paper.published in (None, paper.first_seen):
             paper.published = record.first_seen
+        paper.first_seen = record.first_seen
         changed = True
     if changed:
         paper.updated_at = timezone.now()
@@ -297,6 +299,9 @@ def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
         f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
     ]
     with connection.cursor() as cursor:
+        # Inside a transaction that already wrote rows, deferred FK checks would block
+        # CREATE INDEX ("pending trigger events"): run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for sql in statements:
             cursor.execute(sql)
 

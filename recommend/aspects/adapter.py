@@ -127,7 +127,7 @@ def train_adapter(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            ep_loss += float(loss)
+            ep_loss += float(loss.detach())
             nb += 1
         info["losses"].append(ep_loss / max(nb, 1))
         if log:

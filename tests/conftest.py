@@ -1,0 +1,63 @@
+"""Tests run against the real Postgres + pgvector and the real Redis that `make test` starts
+(project/devstack.py, profile "test"). Nothing is mocked; the tiny deterministic "hash"
+embedder stands in for MiniLM wherever the model itself is not under test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TEST_EMBEDDER = "hash:256"
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    settings.EMBEDDING_MODEL = TEST_EMBEDDER
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.CACHES["default"]["KEY_PREFIX"] = f"test-{os.getpid()}"
+    from django.core.cache import cache
+
+    cache.clear()  # throttling counters live in the cache
+    yield
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def celery_app_configured():
+    from project.celery import app
+
+    return app
+
+
+@pytest.fixture
+def celery_worker(transactional_db, celery_app_configured):
+    """A real Celery worker (in a thread) consuming from the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    app = celery_app_configured
+    # Drop messages left over from earlier tests so this worker sees only this test's tasks.
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete("celery")
+    with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                      shutdown_timeout=30) as worker:
+        yield worker
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
+    """Poll until predicate() is truthy; returns its value or fails the test."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s")

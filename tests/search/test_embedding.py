@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+
+from search import services
+from search.embedders import get_encoder, paper_text
+from search.models import PaperEmbedding
+from tests.factories import PaperFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def stored(paper, space):
+    return PaperEmbedding.objects.get(paper=paper, space=space)
+
+
+def test_it_stores_the_full_vector_with_half_and_binary_copies():
+    paper = PaperFactory()
+    space = services.space_for_model()
+
+    assert services.papers_embed(paper_ids=[paper.pk], space=space) == 1
+
+    row = stored(paper, space)
+    expected = get_encoder().encode([paper_text(paper.title, paper.abstract)])[0]
+    assert np.allclose(np.asarray(row.embedding), expected, atol=1e-6)
+    assert np.allclose(np.asarray(row.embedding_half, dtype=np.float32), expected, atol=1e-3)
+    bits = np.array([c == "1" for c in row.embedding_bit.to_text()]) \
+        if hasattr(row.embedding_bit, "to_text") else np.array([c == "1" for c in row.embedding_bit])
+    assert (bits == (expected > 0)).all()
+    assert row.content_hash == paper.content_hash
+
+
+def test_it_skips_a_paper_whose_vector_is_current():
+    paper = PaperFactory()
+    space = services.space_for_model()
+    services.papers_embed(paper_ids=[paper.pk], space=space)
+    first = stored(paper, space).computed_at
+
+    assert services.papers_embed(paper_ids=[paper.pk], space=space) == 0
+    assert stored(paper, space).computed_at == first
+
+
+def test_changed_text_recomputes_the_vector_and_its_quantized_copies(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"arxiv_id": "2501.00009", "title": "Graph networks", '
+                    '"abstract": "We study message passing on molecules."}\n')
+    services.papers_ingest_file(path=path)
+    from search.models import Paper
+
+    paper = Paper.objects.get(arxiv_id="2501.00009")
+    space = services.space_for_model()
+    services.papers_embed(paper_ids=[paper.pk], space=space)
+    old_half = np.asarray(stored(paper, space).embedding_half, dtype=np.float32)
+
+    path.write_text('{"arxiv_id": "2501.00009", "title": "Graph networks", '
+                    '"abstract": "A survey of transformers for speech recognition."}\n')
+    services.papers_ingest_file(path=path)
+    paper.refresh_from_db()
+    assert services.papers_missing_embedding_ids(space=space) == [paper.pk]
+    services.papers_embed(paper_ids=[paper.pk], space=space)
+
+    row = stored(paper, space)
+    assert row.content_hash == paper.content_hash
+    assert not np.allclose(np.asarray(row.embedding_half, dtype=np.float32), old_half)
+    assert np.allclose(np.asarray(row.embedding_half, dtype=np.float32),
+                       np.asarray(row.embedding), atol=1e-3)
+    assert services.papers_missing_embedding_ids(space=space) == []
+
+
+def test_deleted_papers_are_ignored():
+    paper = PaperFactory()
+    pk = paper.pk
+    paper.delete()
+
+    assert services.papers_embed(paper_ids=[pk]) == 0
+
+
+def test_the_first_space_of_an_aspect_is_active_and_gets_hnsw_indexes():
+    from django.db import connection
+
+    space = services.space_for_model()
+
+    assert space.is_active and space.dimension == 256
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s",
+                       [f"emb_s{space.pk}_%"])
+        names = sorted(r[0] for r in cursor.fetchall())
+    assert names == [f"emb_s{space.pk}_bit_hnsw", f"emb_s{space.pk}_float_hnsw",
+                     f"emb_s{space.pk}_half_hnsw"]
+
+
+def test_a_new_model_space_is_switched_on_only_when_complete(settings):
+    papers = PaperFactory.create_batch(3)
+    old = services.space_for_model()
+    services.papers_embed(paper_ids=[p.pk for p in papers], space=old)
+    settings.EMBEDDING_MODEL = "hash:32"
+    new = services.space_for_model()
+    assert not new.is_active
+
+    services.papers_embed(paper_ids=[papers[0].pk], space=new)
+    assert services.space_activate_when_complete() is None
+
+    services.papers_embed(paper_ids=[p.pk for p in papers], space=new)
+    assert services.space_activate_when_complete().pk == new.pk
+    old.refresh_from_db()
+    assert not old.is_active

@@ -1,0 +1,56 @@
+import pytest
+
+from search import services
+from search.models import Paper
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def corpus(fixtures_dir):
+    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)))
+
+
+def test_the_search_page_renders_results_in_a_full_page(client, corpus):
+    response = client.get("/", {"q": "underwater sonar"})
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" in html and 'id="results"' in html
+    assert "Marine Debris" in html
+
+
+def test_an_htmx_request_gets_only_the_results_fragment(client, corpus):
+    response = client.get("/", {"q": "underwater sonar"}, HTTP_HX_REQUEST="true")
+
+    html = response.content.decode()
+    assert "<html" not in html and 'class="results"' in html
+    assert "Marine Debris" in html
+
+
+def test_bad_input_on_the_page_shows_a_message_not_an_error_page(client, corpus):
+    response = client.get("/", {"q": "x", "published_after": "yesterday"})
+
+    assert response.status_code == 200
+    assert "not a date" in response.content.decode()
+
+
+def test_the_paper_page_lists_similar_papers(client, corpus):
+    paper = Paper.objects.get(arxiv_id="2503.22880")
+
+    response = client.get(f"/papers/{paper.pk}/")
+
+    html = response.content.decode()
+    assert paper.title in html and "Similar papers" in html
+    assert html.count('class="result"') == 10
+    assert client.get("/papers/999999/").status_code == 404
+
+
+def test_the_status_fragment_shows_embedding_progress(client, fixtures_dir):
+    services.papers_ingest_file(path=fixtures_dir / "kaggle-sample.json")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)[:5]))
+
+    html = client.get("/status/embeddings").content.decode()
+
+    assert "5 / 15" in html and "<progress" in html

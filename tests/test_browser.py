@@ -1,0 +1,54 @@
+"""Browser test: Playwright drives Debian's headless Chromium against the live server."""
+
+import os
+import shutil
+
+import pytest
+
+from search import services
+from search.models import Paper
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM),
+                       reason=f"browser tests skipped: Chromium not found at {CHROMIUM} "
+                              "(apt-get install chromium)"),
+]
+# Playwright's sync API runs an event loop in this thread; Django's async-safety check would
+# refuse the database calls the fixtures make around it.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-sync"],
+        )
+        page = browser.new_page()
+        yield page
+        browser.close()
+
+
+def test_typing_a_query_updates_the_results_in_place(live_server, browser_page, fixtures_dir,
+                                                     transactional_db):
+    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)))
+    page = browser_page
+    page.goto(live_server.url + "/")
+    page.evaluate("window.__marker = 'same-page'")  # survives only if no full reload happens
+
+    page.locator("#q").press_sequentially("forward-looking sonar marine debris", delay=20)
+    page.wait_for_selector("#results .result >> text=Marine Debris", timeout=15000)
+
+    assert page.evaluate("window.__marker") == "same-page"
+    assert "q=forward-looking" in page.url  # hx-push-url keeps the URL shareable
+    first = page.locator("#results .result .title").first.inner_text()
+    assert "Marine Debris" in first
+    page.screenshot(path=str(fixtures_dir.parent.parent / "var" / "search-page.png"))
