@@ -267,7 +267,13 @@ def cmd_run(profile: Profile) -> int:
             return 0
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    # `kill` (or a CI timeout) must stop what we started, exactly like Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     argv = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
     if "--" in argv:
@@ -284,4 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)

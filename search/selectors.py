@@ -12,12 +12,14 @@ query come back short:
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from pgvector import Vector
@@ -275,6 +277,51 @@ def paper_similar(
 def _hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
     papers = Paper.objects.defer("search_vector").in_bulk([pid for pid, _ in ranked])
     return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
+
+
+# --- facets ------------------------------------------------------------------------------------
+
+FACET_COLUMNS = {"category": "categories", "task": "tasks", "method": "methods",
+                 "dataset": "datasets"}
+FACET_LIMIT = 12
+
+
+def facet_counts(filters: SearchFilters) -> dict[str, list[tuple[str, int]]]:
+    """How many papers each facet value would match, given the other active filters.
+
+    Each facet is counted without its own filter (so choosing one category still shows the
+    others' counts, and they combine as "any of"). Cached briefly: facets over a large corpus
+    cost a scan, and they change only when papers are ingested.
+    """
+    key = "facets:" + hashlib.sha256(repr(filters).encode()).hexdigest()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    facets: dict[str, list[tuple[str, int]]] = {}
+    with connection.cursor() as cursor:
+        for name, column in FACET_COLUMNS.items():
+            where, params = filter_sql(replace(filters, **{column: ()}))
+            cursor.execute(
+                f"SELECT v, count(*) FROM search_paper p, unnest(p.{column}) AS v "
+                f"WHERE {where} GROUP BY v ORDER BY count(*) DESC, v LIMIT %s",
+                [*params, FACET_LIMIT])
+            values = [(str(v), int(n)) for v, n in cursor.fetchall()]
+            # A chosen value always stays visible (and checked), even outside the top list.
+            shown = {v for v, _ in values}
+            for chosen in getattr(filters, column):
+                if chosen not in shown:
+                    cursor.execute(f"SELECT count(*) FROM search_paper p WHERE {where} "
+                                   f"AND p.{column} @> %s::varchar[]", [*params, [chosen]])
+                    values.append((chosen, int(cursor.fetchone()[0])))
+            facets[name] = values
+        where, params = filter_sql(replace(filters, published_after=None, published_before=None))
+        cursor.execute(
+            f"SELECT extract(year FROM p.published)::int AS y, count(*) FROM search_paper p "
+            f"WHERE {where} AND p.published IS NOT NULL GROUP BY y ORDER BY y DESC LIMIT %s",
+            [*params, FACET_LIMIT])
+        facets["year"] = [(str(y), int(n)) for y, n in cursor.fetchall()]
+    cache.set(key, facets, timeout=60)
+    return facets
 
 
 # --- papers, jobs, coverage ---------------------------------------------------------------------

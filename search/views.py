@@ -23,6 +23,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         params = SearchParams(query=params.query, k=PAGE_STEP, mode=params.mode,
                               filters=params.filters, semantic_weight=params.semantic_weight)
     result = None if errors else selectors.paper_search(params=params)
+    facets = {} if errors else selectors.facet_counts(params.filters)
     more_query = ""
     if result and len(result.results) >= params.k and params.k < 100:
         query = {k: v for k, v in request.GET.lists()}
@@ -31,9 +32,13 @@ def search_page(request: HttpRequest) -> HttpResponse:
     context = {
         "params": params, "raw_query": request.GET.get("q", ""), "result": result,
         "errors": errors, "more_query": more_query,
-        "modes": ("hybrid", "semantic", "keyword"),
+        "modes": ("hybrid", "semantic", "keyword"), "facets": facets,
+        "selected": {
+            "category": set(params.filters.categories), "task": set(params.filters.tasks),
+            "method": set(params.filters.methods), "dataset": set(params.filters.datasets),
+        },
     }
-    template = "search/search.html#results" if request.htmx else "search/search.html"
+    template = "search/search.html#body" if request.htmx else "search/search.html"
     return render(request, template, context)
 
 

@@ -27,5 +27,9 @@ class Command(BaseCommand):
                     bar.update(len(ids[start:start + chunk]))
             services.space_activate_when_complete()
             return
-        tasks = services.queue_embedding(paper_ids=ids)
-        self.stdout.write(f"queued {len(ids)} papers in {tasks} tasks for {space.name}")
+        # Same path as the periodic task: nothing is queued while earlier tasks are pending.
+        from search.tasks import embed_missing
+
+        queued = embed_missing()
+        self.stdout.write(f"queued {queued} of {len(ids)} papers lacking a vector in {space.name}"
+                          + ("" if queued else " (embedding tasks are already queued)"))

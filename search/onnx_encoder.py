@@ -1,0 +1,385 @@
+"""A CPU int8 ONNX Runtime backend for all-MiniLM-L6-v2 (or any BERT-style sentence-transformers
+folder with mean pooling).
+
+    out = export_onnx_int8(model_dir, Path("var/models/onnx-int8-minilm"))   # once, ~10 s
+    encoder = OnnxEncoder(out.parent)                                        # per process
+    vectors = encoder.encode(texts)        # L2-normalised float32, like SentenceTransformerEncoder
+
+The export runs locally from the model folder (no downloads): the Hugging Face BertModel is
+traced with `torch.onnx.export` (TorchScript exporter; inputs input_ids / attention_mask /
+token_type_ids with dynamic batch and sequence axes, output last_hidden_state), checked
+against torch on a padded probe batch, and quantised with
+`onnxruntime.quantization.quantize_dynamic` (int8 weights, activations quantised per call).
+Tokenisation (`tokenizers`, from the folder's tokenizer.json), mean pooling over the attention
+mask and L2 normalisation happen in numpy, so encoding needs neither torch nor transformers.
+
+The out folder holds model-int8.onnx, model-fp32.onnx (kept: it is the quantiser's input and the
+benchmark's middle point), the tokenizer files and manifest.json. An export is skipped when the
+manifest records the same source fingerprint, export format, quantisation settings and
+onnxruntime version and the model file still has the recorded hash.
+
+Measured choices (bench/embed_backends.py, docs in the module's report): eager attention at
+export time (the SDPA trace is slower in ORT), per-channel signed int8 weights without
+reduce_range, MatMul/Gather quantised, ORT graph optimisation ALL, and length-sorted batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+# Bump when the export graph or the encode-side contract changes: it invalidates old exports.
+EXPORT_FORMAT = 1
+INT8_FILE = "model-int8.onnx"
+FP32_FILE = "model-fp32.onnx"
+MANIFEST_FILE = "manifest.json"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "last_hidden_state"
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                    "vocab.txt", "config.json", "sentence_bert_config.json")
+_SOURCE_FILES = _TOKENIZER_FILES + ("model.safetensors", "pytorch_model.bin",
+                                    "1_Pooling/config.json", "modules.json")
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """Arguments for quantize_dynamic (see the module docstring for why these defaults)."""
+
+    per_channel: bool = True
+    reduce_range: bool = False
+    weight_type: str = "QInt8"  # or "QUInt8"
+    # None = quantize_dynamic's default op set (MatMul, Gather, Attention, ...).
+    op_types: tuple[str, ...] | None = None
+    nodes_to_exclude: tuple[str, ...] = ()
+    # Run onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm, BiasGelu) before
+    # quantising, which yields QAttention / QEmbedLayerNormalization kernels.
+    fuse_bert: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["op_types"] = list(self.op_types) if self.op_types is not None else None
+        data["nodes_to_exclude"] = list(self.nodes_to_exclude)
+        return data
+
+
+DEFAULT_QUANT = QuantSettings()
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (respects affinity/cgroup pinning better than cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_fingerprint(model_dir: Path) -> str:
+    """sha256 over the names and full contents of the files that define the model."""
+    digest = hashlib.sha256()
+    found = False
+    for rel in _SOURCE_FILES:
+        path = model_dir / rel
+        if path.is_file():
+            found = True
+            digest.update(rel.encode() + b"\0")
+            digest.update(_sha256_file(path).encode())
+    if not found:
+        raise FileNotFoundError(f"no model files found in {model_dir}")
+    return digest.hexdigest()
+
+
+def _source_name(model_dir: Path) -> str:
+    # The PyPI package keeps the model in <package>/model; name it after the package.
+    if model_dir.name == "model" and model_dir.parent.name:
+        return model_dir.parent.name.replace("_", "-")
+    return model_dir.name
+
+
+def _max_seq_length(model_dir: Path, default: int = 256) -> int:
+    path = model_dir / "sentence_bert_config.json"
+    if path.is_file():
+        return int(json.loads(path.read_text()).get("max_seq_length", default))
+    return default
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------
+# Export
+
+
+def export_fp32(model_dir: Path, path: Path, *, opset: int = 17,
+                progress: Callable[[str], Any] = print) -> Path:
+    """Trace the HF BertModel in `model_dir` to an fp32 ONNX file and check it against torch."""
+    import warnings
+
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir, path = Path(model_dir), Path(path)
+    # Eager attention traces to the plain MatMul/Softmax pattern, which ORT runs faster than
+    # the SDPA trace and which onnxruntime.transformers can fuse into its Attention op.
+    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True,
+                                      attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    wrapper = LastHiddenState(model).eval()
+    # A padded example, so the attention-mask path is the one that gets traced.
+    sample = tokenizer(["a short one", "a somewhat longer sentence, so that the batch pads"],
+                       padding=True, return_tensors="pt")
+    args = tuple(sample[name] for name in INPUT_NAMES)
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUT_NAMES, OUTPUT_NAME)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    progress(f"exporting {model_dir} to ONNX (opset {opset})")
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about constant-folded shape checks
+        torch.onnx.export(wrapper, args, str(tmp), input_names=list(INPUT_NAMES),
+                          output_names=[OUTPUT_NAME], dynamic_axes=axes, opset_version=opset,
+                          do_constant_folding=True, dynamo=False)
+
+    # The trace must generalise to other batch sizes, lengths and padding patterns.
+    probe = tokenizer(["x", "a third, different sentence with more tokens than the others do",
+                       "mid length probe text"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = wrapper(*(probe[name] for name in INPUT_NAMES)).numpy()
+    got = _ort_session(tmp, threads=1).run(
+        None, {name: probe[name].numpy().astype(np.int64) for name in INPUT_NAMES})[0]
+    mask = probe["attention_mask"].numpy().astype(bool)
+    error = float(np.abs(expected - got)[mask].max())
+    if error > 1e-3:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"ONNX export differs from torch by {error:.2e} on the probe batch")
+    os.replace(tmp, path)
+    progress(f"fp32 ONNX written ({path.stat().st_size / 2**20:.1f} MiB, max |diff| {error:.1e})")
+    return path
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DEFAULT_QUANT, *,
+                  progress: Callable[[str], Any] = print) -> Path:
+    """quantize_dynamic with `settings` (optionally after BERT op fusion)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    source = fp32_path
+    fused: Path | None = None
+    extra = dict(settings.extra)
+    if settings.fuse_bert:
+        from onnxruntime.transformers import optimizer
+
+        config = json.loads((fp32_path.parent / "config.json").read_text()) \
+            if (fp32_path.parent / "config.json").is_file() else {}
+        optimized = optimizer.optimize_model(
+            str(fp32_path), model_type="bert", num_heads=int(config.get("num_attention_heads", 12)),
+            hidden_size=int(config.get("hidden_size", 384)), opt_level=0, use_gpu=False)
+        progress(f"fused: {optimized.get_fused_operator_statistics()}")
+        fused = fp32_path.with_name(f".{fp32_path.stem}.fused.{os.getpid()}.onnx")
+        optimized.save_model_to_file(str(fused))
+        source = fused
+        # Shape inference cannot type the outputs of contrib ops; tell the quantiser.
+        extra.setdefault("DefaultTensorType", onnx.TensorProto.FLOAT)
+
+    tmp = int8_path.with_name(f".{int8_path.name}.{os.getpid()}.tmp")
+    progress(f"quantising to int8: {settings.as_dict()}")
+    try:
+        quantize_dynamic(
+            str(source), str(tmp), per_channel=settings.per_channel,
+            reduce_range=settings.reduce_range, weight_type=getattr(QuantType, settings.weight_type),
+            op_types_to_quantize=list(settings.op_types) if settings.op_types is not None else None,
+            nodes_to_exclude=list(settings.nodes_to_exclude) or None, extra_options=extra)
+        os.replace(tmp, int8_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        if fused is not None:
+            fused.unlink(missing_ok=True)
+    progress(f"int8 ONNX written ({int8_path.stat().st_size / 2**20:.1f} MiB)")
+    return int8_path
+
+
+def _manifest_key(model_dir: Path, settings: QuantSettings) -> dict[str, Any]:
+    import onnxruntime
+
+    return {
+        "export_format": EXPORT_FORMAT,
+        "source_fingerprint": source_fingerprint(model_dir),
+        "onnxruntime": onnxruntime.__version__,
+        "quantization": settings.as_dict(),
+        "max_seq_length": _max_seq_length(model_dir),
+    }
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(out_dir) / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def export_onnx_int8(model_dir: Path, out_dir: Path, *, progress: Callable[[str], Any] = print,
+                     settings: QuantSettings = DEFAULT_QUANT, force: bool = False) -> Path:
+    """Export + quantise `model_dir` into `out_dir`; returns out_dir / "model-int8.onnx".
+
+    Idempotent: returns at once when out_dir's manifest matches the source and the settings.
+    """
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    int8_path, fp32_path = out_dir / INT8_FILE, out_dir / FP32_FILE
+    key = _manifest_key(model_dir, settings)
+    current = read_manifest(out_dir)
+    if (not force and current is not None and current.get("key") == key and int8_path.is_file()
+            and _sha256_file(int8_path) == current.get("int8_sha256")):
+        progress(f"{int8_path} is up to date (version {current.get('version')})")
+        return int8_path
+
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST_FILE).unlink(missing_ok=True)  # invalid until the new export completes
+    for rel in _TOKENIZER_FILES:
+        if (model_dir / rel).is_file():
+            shutil.copyfile(model_dir / rel, out_dir / rel)
+    export_fp32(model_dir, fp32_path, progress=progress)
+    quantize_int8(fp32_path, int8_path, settings, progress=progress)
+
+    import onnx
+    import torch
+    import transformers
+
+    int8_sha = _sha256_file(int8_path)
+    version = hashlib.sha256(
+        json.dumps(key, sort_keys=True).encode() + int8_sha.encode()).hexdigest()[:12]
+    manifest = {
+        "key": key,
+        "version": version,
+        "source_name": _source_name(model_dir),
+        "source_dir": str(model_dir),
+        "int8_file": INT8_FILE,
+        "int8_sha256": int8_sha,
+        "fp32_file": FP32_FILE,
+        "dimension": int(json.loads((model_dir / "config.json").read_text())["hidden_size"]),
+        "pooling": "mean",
+        "normalize": True,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "export_seconds": round(time.perf_counter() - started, 1),
+        "tools": {"torch": torch.__version__, "transformers": transformers.__version__,
+                  "onnx": onnx.__version__},
+    }
+    _write_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    progress(f"export done in {manifest['export_seconds']} s, version {version}")
+    return int8_path
+
+
+# --------------------------------------------------------------------------------------------
+# Inference
+
+
+def _ort_session(path: Path, *, threads: int | None = None, spinning: bool = True,
+                 optimization: str = "ALL"):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or cpu_count()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # "ALL" | "EXTENDED" | "BASIC" | "DISABLE"
+    level = "ORT_DISABLE_ALL" if optimization == "DISABLE" else f"ORT_ENABLE_{optimization}"
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxEncoder:
+    """The project's Encoder protocol over an exported ONNX model folder (see module doc)."""
+
+    def __init__(self, model_dir: Path, *, file: str = INT8_FILE, threads: int | None = None,
+                 spinning: bool = True, optimization: str = "ALL",
+                 sort_by_length: bool = True) -> None:
+        from tokenizers import Tokenizer
+
+        model_dir = Path(model_dir)
+        manifest = read_manifest(model_dir)
+        if manifest is None:
+            raise FileNotFoundError(f"no {MANIFEST_FILE} in {model_dir}; run export_onnx_int8")
+        kind = "int8" if file == INT8_FILE else Path(file).stem.removeprefix("model-")
+        self.name = f"onnx-{kind}:{manifest['source_name']}"
+        self.version = manifest["version"] if kind == "int8" else f"{manifest['version']}-{kind}"
+        self.dimension = int(manifest["dimension"])
+        self.max_seq_length = int(manifest["key"]["max_seq_length"])
+        self.sort_by_length = sort_by_length
+        self.path = model_dir / file
+        self._session = _ort_session(self.path, threads=threads, spinning=spinning,
+                                     optimization=optimization)
+
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        # tokenizer.json ships with fixed 128-token padding/truncation; use the model's limit
+        # and pad each batch to its longest member instead.
+        self._tokenizer.enable_truncation(max_length=self.max_seq_length)
+        pad_token = "[PAD]"
+        special = model_dir / "special_tokens_map.json"
+        if special.is_file():
+            value = json.loads(special.read_text()).get("pad_token", pad_token)
+            pad_token = value["content"] if isinstance(value, dict) else value
+        pad_id = self._tokenizer.token_to_id(pad_token)
+        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+        self._feeds = {i.name for i in self._session.get_inputs()}
+        self._lock = threading.Lock()
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
+        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._feeds:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run([OUTPUT_NAME], feeds)[0]
+        weights = mask.astype(np.float32)
+        summed = np.einsum("bld,bl->bd", hidden, weights)
+        pooled = summed / np.clip(weights.sum(axis=1, keepdims=True), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        texts = list(texts)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
+        # Longest first: batches of similar length waste little on padding, and the biggest
+        # allocation happens first.
+        order = (sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+                 if self.sort_by_length else list(range(len(texts))))
+        with self._lock:
+            for start in range(0, len(order), batch_size):
+                index = order[start:start + batch_size]
+                out[index] = self._encode_batch([texts[i] for i in index])
+        return out
