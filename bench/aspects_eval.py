@@ -142,12 +142,12 @@ def val_map(method, docs, labels, aspect):
 
 
 def fit_supervised(enc, generic, unsup, aspect, train_docs, train_labels, val_docs, val_labels,
-                   base_aspect=None, epochs=60):
+                   base_aspect=None, epochs=30):
     """Adapters (trained on train, epoch picked on val) + mixtures (alpha on val)."""
     sup, info = {}, {}
-    for label, rank in (("adapter-full", None), ("adapter-r32", 32)):
+    for label, rank, ep in (("adapter-full", None, epochs), ("adapter-r32", 32, int(epochs * 4 / 3))):
         t0 = time.time()
-        ad = AdapterMethod(generic, rank=rank, epochs=epochs, lr=2e-3, batch_size=64, scale=20.0,
+        ad = AdapterMethod(generic, rank=rank, epochs=ep, lr=2e-3, batch_size=64, scale=20.0,
                            time_limit_s=110.0, label=label)
         ad.fit(train_docs, {aspect: train_labels}, aspects=[aspect], val_docs=val_docs,
                val_labels={aspect: val_labels})
@@ -365,7 +365,19 @@ def main():
     ap.add_argument("--out", default="docs/aspects-eval.json")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--only", choices=["pwc", "scirex"], default=None)
+    ap.add_argument("--combine", nargs=2, metavar=("PWC_JSON", "SCIREX_JSON"), default=None,
+                    help="build the report from two --only runs (e.g. run in parallel) instead of running")
     args = ap.parse_args()
+    if args.combine:
+        parts = [json.loads(Path(p).read_text()) for p in args.combine]
+        results = {**parts[0], "scirex": parts[1]["scirex"],
+                   "wall_time_s": {"pwc": parts[0]["wall_time_s"], "scirex": parts[1]["wall_time_s"]}}
+        md, summary = report(results)
+        results["summary"], results["markdown"] = summary, md
+        print(md)
+        out = ROOT / args.out if not os.path.isabs(args.out) else Path(args.out)
+        out.write_text(json.dumps(results, indent=1, default=float))
+        return
     import torch
 
     torch.set_num_threads(2)

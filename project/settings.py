@@ -143,6 +143,8 @@ EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 EMBEDDING_TASK_CHUNK = env.int("EMBEDDING_TASK_CHUNK", default=64)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
+ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from recommend import views as recommend_views
+from recommend.api import RecommendAPI
 from search import api, views
 
 api_v1 = [
@@ -11,12 +13,15 @@ api_v1 = [
     path("api/v1/papers/<int:id>/similar", api.PaperSimilarAPI.as_view(), name="api-similar"),
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
     path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
+    path("api/v1/recommend", RecommendAPI.as_view(), name="api-recommend"),
     path("api/v1/status", api.StatusAPI.as_view(), name="api-status"),
 ]
 
 urlpatterns = [
     path("", views.search_page, name="search"),
     path("papers/<int:pk>/", views.paper_page, name="paper"),
+    path("recommend/", recommend_views.recommend_page, name="recommend"),
+    path("labels/", views.labels_page, name="labels"),
     path("status/embeddings", views.embedding_status, name="embedding-status"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

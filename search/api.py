@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from recommend.selectors import paper_similar_explained
 from search import selectors, services
 from search.models import ASPECTS, Job, Paper
 from search.params import (
@@ -29,7 +30,7 @@ def exception_handler(exc, context):
     if isinstance(exc, InvalidParams):
         return Response({"detail": "invalid parameters", "errors": exc.errors},
                         status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, selectors.NotReady):
+    if isinstance(exc, selectors.NotReady):  # the data is being computed: retry later
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
 
@@ -55,6 +56,16 @@ class ResultSerializer(serializers.Serializer):
     published = serializers.DateField(source="paper.published", allow_null=True)
     url = serializers.CharField(source="paper.external_url")
     score = serializers.FloatField()
+    explanation = serializers.SerializerMethodField()
+
+    def get_explanation(self, item) -> dict | None:
+        return item.details.get("explanation")
+
+    def to_representation(self, item):
+        data = super().to_representation(item)
+        if data.get("explanation") is None:
+            data.pop("explanation", None)
+        return data
 
 
 def _filter_parameters() -> list[OpenApiParameter]:
@@ -67,7 +78,7 @@ def _filter_parameters() -> list[OpenApiParameter]:
     ]
 
 
-def _results_payload(result: selectors.SearchResult, request: Request) -> dict:
+def results_payload(result: selectors.SearchResult, request: Request) -> dict:
     payload = {
         "mode": result.mode,
         "count": len(result.results),
@@ -98,7 +109,7 @@ class SearchAPI(APIView):
     def get(self, request: Request) -> Response:
         params = parse_search_params(request.query_params)
         result = selectors.paper_search(params=params)
-        body = _results_payload(result, request)
+        body = results_payload(result, request)
         body["query"] = params.query
         return Response(body)
 
@@ -139,7 +150,7 @@ class PaperDetailAPI(APIView):
 class PaperSimilarAPI(APIView):
     @extend_schema(
         summary="Papers similar to this one, overall or by aspect",
-        parameters=[OpenApiParameter("aspect", str, enum=list(ASPECTS)),
+        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an aspect the operator added"),
                     OpenApiParameter("k", int), *_filter_parameters()],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -150,14 +161,15 @@ class PaperSimilarAPI(APIView):
         if unknown:
             errors["unknown"] = f"unknown parameter(s): {', '.join(sorted(unknown))}"
         aspect = request.query_params.get("aspect", "generic")
-        if aspect not in ASPECTS:
-            errors["aspect"] = f"{aspect!r} is not an aspect; use one of {', '.join(ASPECTS)}"
+        known = selectors.aspect_names()
+        if aspect not in known:
+            errors["aspect"] = f"{aspect!r} is not an aspect; use one of {', '.join(known)}"
         k = parse_k(request.query_params.get("k", ""), errors)
         filters = parse_filters(request.query_params, errors)
         if errors:
             raise InvalidParams(errors)
-        result = selectors.paper_similar(paper=paper, aspect=aspect, k=k, filters=filters)
-        body = _results_payload(result, request)
+        result = paper_similar_explained(paper=paper, aspect=aspect, k=k, filters=filters)
+        body = results_payload(result, request)
         body.update({"paper": paper.pk, "aspect": aspect})
         return Response(body)
 

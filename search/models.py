@@ -125,6 +125,9 @@ class PaperEmbedding(models.Model):
     embedding_half = HalfVectorField()
     embedding_bit = VarBitField()
     content_hash = models.CharField(max_length=64)
+    # For aspect spaces: the abstract's sentences the aspect vector was built from, shown
+    # as the "why" of a similarity (empty for the generic space).
+    evidence = models.JSONField(default=list, blank=True)
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:

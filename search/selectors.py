@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from search.embedders import get_encoder
-from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.models import ASPECTS, EmbeddingSpace, Job, Paper, PaperEmbedding
 from search.params import SearchFilters, SearchParams
 from search.planner import filter_sql, vector_ranking
 
@@ -140,20 +140,10 @@ def paper_search(*, params: SearchParams) -> SearchResult:
     return SearchResult(_hydrate(ranked), mode, plan, notice)
 
 
-def paper_similar(
-    *, paper: Paper, aspect: str = "generic", k: int = 10,
-    filters: SearchFilters | None = None,
-) -> SearchResult:
-    """Papers closest to `paper` in the active space of `aspect`."""
-    space = active_space(aspect)
-    if space is None:
-        raise NotReady(f"no embedding space is active for aspect {aspect!r} yet")
-    vector = paper_vector(paper, space)
-    if vector is None:
-        raise NotReady("this paper's embedding has not been computed yet; try again shortly")
-    ranked, plan = vector_ranking(space=space, vector=vector, k=k, filters=filters or SearchFilters(),
-                                  exclude_ids=[paper.pk])
-    return SearchResult(_hydrate(ranked), "similar", {"semantic": plan})
+def aspect_names() -> list[str]:
+    """The default aspects plus any an operator added as an embedding space."""
+    extra = EmbeddingSpace.objects.exclude(aspect__in=ASPECTS).values_list("aspect", flat=True)
+    return [*ASPECTS, *sorted(set(extra))]
 
 
 def _hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
@@ -206,6 +196,18 @@ def facet_counts(filters: SearchFilters) -> dict[str, list[tuple[str, int]]]:
     return facets
 
 
+def label_counts(limit: int = 200) -> dict[str, list[tuple[str, int]]]:
+    """Every aspect label with its number of papers, most common first."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    with connection.cursor() as cursor:
+        for name in ("task", "method", "dataset"):
+            column = FACET_COLUMNS[name]
+            cursor.execute(f"SELECT v, count(*) FROM search_paper p, unnest(p.{column}) AS v "
+                           "GROUP BY v ORDER BY count(*) DESC, v LIMIT %s", [limit])
+            out[name] = [(str(v), int(n)) for v, n in cursor.fetchall()]
+    return out
+
+
 # --- papers, jobs, coverage ---------------------------------------------------------------------
 
 def paper_get(*, pk: int) -> Paper | None:
@@ -247,7 +249,8 @@ def embedding_coverage() -> list[Coverage]:
     total = Paper.objects.count()
     spaces = EmbeddingSpace.objects.annotate(
         current=Count("embeddings", filter=Q(embeddings__content_hash=F("embeddings__paper__content_hash")))
-    ).order_by("aspect", "-is_active", "name")
+    ).order_by("-is_active", "name")
+    spaces = sorted(spaces, key=lambda s: (s.aspect != "generic", not s.is_active, s.aspect))
     return [Coverage(s.name, s.aspect, s.is_active, s.current, total) for s in spaces]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from dataclasses import dataclass, field
@@ -266,23 +267,40 @@ def ingest_job_run(*, job: Job) -> Job:
 def space_for_model(*, model_name: str | None = None, aspect: str = "generic") -> EmbeddingSpace:
     """The space of the configured model for `aspect`, created (and indexed) on first use.
 
-    The first space of an aspect becomes active at once; a later one (a new model) is filled
-    in the background and switched on by `space_activate_when_complete`.
+    The first space of an aspect becomes active at once; a later one (a new model, or a new
+    version of the aspect method) is filled in the background and switched on by
+    `space_activate_when_complete`.
     """
     encoder = get_encoder(model_name)
+    version = encoder.version
+    if aspect != "generic":
+        from recommend.aspect_vectors import METHOD_VERSION
+
+        version = f"{encoder.version}+{METHOD_VERSION}"
     space = EmbeddingSpace.objects.filter(
-        model_name=encoder.name, model_version=encoder.version, aspect=aspect).first()
+        model_name=encoder.name, model_version=version, aspect=aspect).first()
     if space is None:
         slug_model = encoder.name.replace(":", "-").replace("/", "-").lower()
         with transaction.atomic():
             has_active = EmbeddingSpace.objects.filter(aspect=aspect, is_active=True).exists()
             space, _ = EmbeddingSpace.objects.get_or_create(
-                model_name=encoder.name, model_version=encoder.version, aspect=aspect,
-                defaults={"name": f"{slug_model}-{encoder.version[:8]}-{aspect}",
+                model_name=encoder.name, model_version=version, aspect=aspect,
+                defaults={"name": f"{slug_model}-{_short_hash(version)}-{aspect}",
                           "dimension": encoder.dimension, "is_active": not has_active},
             )
         space_ensure_indexes(space=space)
     return space
+
+
+def configured_spaces() -> list[EmbeddingSpace]:
+    """The generic space and one per configured aspect, for the configured model."""
+    return [space_for_model(aspect=aspect) for aspect in ("generic", *settings.ASPECTS)]
+
+
+def _short_hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
@@ -307,7 +325,7 @@ def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
 
 
 def space_activate_when_complete(*, aspect: str = "generic") -> EmbeddingSpace | None:
-    """Switch the aspect to the configured model's space once every paper has a vector there."""
+    """Switch the aspect to the configured space once every paper has a vector there."""
     target = space_for_model(aspect=aspect)
     if target.is_active:
         return target
@@ -329,56 +347,92 @@ def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
             Bit(vector > 0).to_text())
 
 
-def papers_embed(*, paper_ids: Iterable[int], space: EmbeddingSpace | None = None) -> int:
-    """Compute and store vectors for the given papers in `space`; returns how many were written.
+def papers_embed(
+    *, paper_ids: Iterable[int], space: EmbeddingSpace | None = None,
+    spaces: Sequence[EmbeddingSpace] | None = None,
+) -> int:
+    """Compute and store vectors for the given papers in `space` (or each of `spaces`);
+    returns how many vectors were written.
 
     Idempotent: papers whose stored vector was computed from their current text are skipped,
     deleted papers are ignored. Safe to run twice at once (upsert on the unique key).
+    Aspect spaces share one pass over the abstracts' sentences.
     """
-    space = space or space_for_model()
+    targets = list(spaces) if spaces else [space or space_for_model()]
     ids = list(paper_ids)
-    current = set(PaperEmbedding.objects.filter(
-        space=space, paper_id__in=ids, content_hash=F("paper__content_hash")
-    ).values_list("paper_id", flat=True))
-    todo = list(Paper.objects.filter(pk__in=[i for i in ids if i not in current])
-                .values_list("pk", "title", "abstract", "content_hash"))
-    if not todo:
+    todo_by_space: dict[int, set[int]] = {}
+    for target in targets:
+        current = set(PaperEmbedding.objects.filter(
+            space=target, paper_id__in=ids, content_hash=F("paper__content_hash")
+        ).values_list("paper_id", flat=True))
+        todo_by_space[target.pk] = {i for i in ids if i not in current}
+    needed = set().union(*todo_by_space.values())
+    if not needed:
         return 0
-    encoder = get_encoder(space.model_name)
-    vectors = encoder.encode([paper_text(t, a) for _, t, a, _ in todo],
-                             batch_size=settings.EMBEDDING_BATCH_SIZE)
-    rows = []
-    for (pk, _, _, digest), vector in zip(todo, vectors):
-        full, half, bits = quantized_copies(vector)
-        rows.append((pk, space.pk, full, half, bits, digest))
+    papers = list(Paper.objects.filter(pk__in=needed).order_by("pk")
+                  .values_list("pk", "title", "abstract", "content_hash"))
+    written = 0
+    for model_name in {t.model_name for t in targets}:
+        encoder = get_encoder(model_name)
+        group = [t for t in targets if t.model_name == model_name]
+        generic = encoder.encode([paper_text(t, a) for _, t, a, _ in papers],
+                                 batch_size=settings.EMBEDDING_BATCH_SIZE)
+        aspect_spaces = [t for t in group if t.aspect != "generic"]
+        per_aspect = {}
+        if aspect_spaces:
+            from recommend.aspect_vectors import aspect_vectors
+
+            per_aspect = aspect_vectors(encoder=encoder, papers=[(t, a) for _, t, a, _ in papers],
+                                        generic=generic, aspects=[t.aspect for t in aspect_spaces])
+        for target in group:
+            vectors, evidence = per_aspect.get(target.aspect, (generic, [[] for _ in papers]))
+            rows = [
+                (pk, target.pk, *quantized_copies(vector), digest, json.dumps(sentences), pk)
+                for (pk, _, _, digest), vector, sentences in zip(papers, vectors, evidence)
+                if pk in todo_by_space[target.pk]
+            ]
+            _write_vectors(rows)
+            written += len(rows)
+    return written
+
+
+def _write_vectors(rows: list[tuple]) -> None:
+    if not rows:
+        return
     with transaction.atomic(), connection.cursor() as cursor:
         # The paper may have been deleted while we were encoding: insert only if it exists.
         cursor.executemany(
             """
             INSERT INTO search_paperembedding
                 (paper_id, space_id, embedding, embedding_half, embedding_bit, content_hash,
-                 computed_at)
-            SELECT %s, %s, %s::vector, %s::halfvec, %s::varbit, %s, now()
+                 evidence, computed_at)
+            SELECT %s, %s, %s::vector, %s::halfvec, %s::varbit, %s, %s::jsonb, now()
             WHERE EXISTS (SELECT 1 FROM search_paper WHERE id = %s)
             ON CONFLICT (space_id, paper_id) DO UPDATE SET
                 embedding = EXCLUDED.embedding, embedding_half = EXCLUDED.embedding_half,
                 embedding_bit = EXCLUDED.embedding_bit, content_hash = EXCLUDED.content_hash,
-                computed_at = EXCLUDED.computed_at
+                evidence = EXCLUDED.evidence, computed_at = EXCLUDED.computed_at
             """,
-            [(*row, row[0]) for row in rows],
+            rows,
         )
-    return len(rows)
 
 
-def queue_embedding(*, paper_ids: Sequence[int]) -> int:
-    """Queue embedding tasks in chunks; returns the number of tasks sent."""
+def queue_embedding(*, paper_ids: Sequence[int], spaces: Sequence[EmbeddingSpace] | None = None
+                    ) -> int:
+    """Queue embedding tasks in chunks: generic vectors first, so that semantic search gets
+    going early, then all aspect vectors of a chunk in one task (they share the sentence
+    encodings). Returns the number of tasks sent."""
     from search.tasks import embed_papers
 
+    spaces = list(spaces or configured_spaces())
+    waves = [[s.pk for s in spaces if s.aspect == "generic"],
+             [s.pk for s in spaces if s.aspect != "generic"]]
     chunk = settings.EMBEDDING_TASK_CHUNK
     sent = 0
-    for start in range(0, len(paper_ids), chunk):
-        embed_papers.delay(list(paper_ids[start:start + chunk]))
-        sent += 1
+    for space_ids in (w for w in waves if w):
+        for start in range(0, len(paper_ids), chunk):
+            embed_papers.delay(list(paper_ids[start:start + chunk]), space_ids)
+            sent += 1
     return sent
 
 

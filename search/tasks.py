@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import OperationalError, InterfaceError
 
 from search import services
-from search.models import Job
+from search.models import EmbeddingSpace, Job
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,13 @@ EMBED_QUEUE = "celery"
 
 
 @shared_task(**RETRY)
-def embed_papers(paper_ids: list[int]) -> int:
-    return services.papers_embed(paper_ids=paper_ids)
+def embed_papers(paper_ids: list[int], space_ids: list[int] | None = None) -> int:
+    if space_ids is None:
+        return services.papers_embed(paper_ids=paper_ids)
+    spaces = list(EmbeddingSpace.objects.filter(pk__in=space_ids))
+    if not spaces:  # the spaces were deleted meanwhile: nothing to do
+        return 0
+    return services.papers_embed(paper_ids=paper_ids, spaces=spaces)
 
 
 @shared_task(**RETRY)
@@ -56,14 +61,19 @@ def embed_missing() -> int:
     if pending:
         log.info("embed_missing: %d tasks still queued; skipping this round", pending)
         return 0
-    space = services.space_for_model()
-    ids = services.papers_missing_embedding_ids(space=space, limit=50_000)
-    if ids:
-        services.queue_embedding(paper_ids=ids)
-        log.info("embed_missing: queued %d papers for %s", len(ids), space.name)
-    else:
-        services.space_activate_when_complete()
-    return len(ids)
+    spaces = services.configured_spaces()
+    missing: set[int] = set()
+    for space in spaces:
+        ids = services.papers_missing_embedding_ids(space=space, limit=50_000)
+        if ids:
+            log.info("embed_missing: %d papers lack a vector in %s", len(ids), space.name)
+            missing.update(ids)
+        else:
+            services.space_activate_when_complete(aspect=space.aspect)
+    if missing:
+        # papers_embed skips, per space, whatever is already current
+        services.queue_embedding(paper_ids=sorted(missing), spaces=spaces)
+    return len(missing)
 
 
 @shared_task(max_retries=0)

@@ -8,8 +8,9 @@ from urllib.parse import urlencode
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from recommend.selectors import paper_similar_explained
 from search import selectors
-from search.params import InvalidParams, SearchParams, parse_search_params
+from search.params import InvalidParams, SearchFilters, SearchParams, parse_search_params
 
 PAGE_STEP = 20
 
@@ -46,16 +47,29 @@ def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
     paper = selectors.paper_get(pk=pk)
     if paper is None:
         raise Http404("no such paper")
+    aspect = request.GET.get("aspect", "generic")
+    aspects = selectors.aspect_names()
     similar, notice = None, ""
+    if aspect not in aspects:
+        notice, aspect = f"unknown aspect {aspect!r}; showing overall similarity", "generic"
     try:
-        similar = selectors.paper_similar(paper=paper, k=10)
+        similar = paper_similar_explained(paper=paper, aspect=aspect, k=10,
+                                          filters=SearchFilters())
     except selectors.NotReady as exc:
         notice = str(exc)
-    return render(request, "search/paper.html",
-                  {"paper": paper, "similar": similar, "notice": notice})
+    context = {"paper": paper, "similar": similar, "notice": notice, "aspect": aspect,
+               "aspects": aspects}
+    template = "search/paper.html#similar" if request.htmx else "search/paper.html"
+    return render(request, template, context)
 
 
 def embedding_status(request: HttpRequest) -> HttpResponse:
     """Polled by the page while embeddings are being computed."""
     coverage = [c for c in selectors.embedding_coverage() if c.active or not c.complete]
-    return render(request, "search/_status.html", {"coverage": coverage})
+    pending = any(not c.complete for c in coverage)
+    return render(request, "search/_status.html", {"coverage": coverage, "pending": pending})
+
+
+def labels_page(request: HttpRequest) -> HttpResponse:
+    """Browse the task / method / dataset labels that sources provided, with paper counts."""
+    return render(request, "search/labels.html", {"labels": selectors.label_counts()})

@@ -50,7 +50,7 @@ def train_adapter(
     seed: int = 0,
     val: tuple[np.ndarray, Sequence[set]] | None = None,
     val_fn=None,
-    eval_every: int = 2,
+    eval_every: int = 3,
     time_limit_s: float = 110.0,
     log=None,
 ) -> tuple[np.ndarray, dict]:

@@ -4,32 +4,36 @@ from search import services
 
 
 class Command(BaseCommand):
-    help = "Queue embedding tasks for papers without a current vector (or embed here with --now)."
+    help = ("Queue embedding tasks for papers without a current vector in each configured "
+            "space (or embed here with --now).")
 
     def add_arguments(self, parser):
         parser.add_argument("--now", action="store_true",
                             help="embed in this process instead of queueing Celery tasks")
 
     def handle(self, *args, now, **options):
-        space = services.space_for_model()
-        ids = services.papers_missing_embedding_ids(space=space)
-        if not ids:
-            self.stdout.write(f"all papers have a current vector in {space.name}")
-            services.space_activate_when_complete()
+        spaces = services.configured_spaces()
+        missing = {s.pk: services.papers_missing_embedding_ids(space=s) for s in spaces}
+        if not any(missing.values()):
+            self.stdout.write("every paper has a current vector in every space")
+            for space in spaces:
+                services.space_activate_when_complete(aspect=space.aspect)
             return
         if now:
             from tqdm import tqdm
 
+            ids = sorted(set().union(*map(set, missing.values())))
             chunk = 64
             with tqdm(total=len(ids), unit="paper", desc="embedding") as bar:
                 for start in range(0, len(ids), chunk):
-                    services.papers_embed(paper_ids=ids[start:start + chunk], space=space)
+                    services.papers_embed(paper_ids=ids[start:start + chunk], spaces=spaces)
                     bar.update(len(ids[start:start + chunk]))
-            services.space_activate_when_complete()
+            for space in spaces:
+                services.space_activate_when_complete(aspect=space.aspect)
             return
         # Same path as the periodic task: nothing is queued while earlier tasks are pending.
         from search.tasks import embed_missing
 
         queued = embed_missing()
-        self.stdout.write(f"queued {queued} of {len(ids)} papers lacking a vector in {space.name}"
+        self.stdout.write(f"queued {queued} paper-space pairs"
                           + ("" if queued else " (embedding tasks are already queued)"))

@@ -1,0 +1,213 @@
+"""Aspect similarity and recommendations from examples, with explanations.
+
+Every aspect (generic, task, method, dataset, ...) is an embedding space; a paper's aspect
+vector is computed by the workers (search.services.papers_embed). Here we only read vectors,
+combine them, and explain the result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from django.db import connection
+
+from search.models import EmbeddingSpace, Paper
+from search.params import SearchFilters
+from search.planner import filter_sql, vector_ranking
+from search.selectors import NotReady, ScoredPaper, SearchResult, _hydrate, active_space
+
+LABEL_FIELDS = {"task": "tasks", "method": "methods", "dataset": "datasets"}
+# How strongly a negative example pushes its neighbours down (Rocchio-style).
+NEGATIVE_WEIGHT = 0.7
+MAX_EXAMPLES = 50
+
+
+class InvalidRequest(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def active_aspects() -> dict[str, EmbeddingSpace]:
+    return {s.aspect: s for s in EmbeddingSpace.objects.filter(is_active=True)}
+
+
+def space_vectors(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """Current vectors of these papers in `space` (stale or missing ones are left out)."""
+    if not paper_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.paper_id, e.embedding::text FROM search_paperembedding e "
+            "JOIN search_paper p ON p.id = e.paper_id AND p.content_hash = e.content_hash "
+            "WHERE e.space_id = %s AND e.paper_id = ANY(%s)", [space.pk, list(paper_ids)])
+        return {int(pid): np.asarray(text[1:-1].split(","), dtype=np.float32)
+                for pid, text in cursor.fetchall()}
+
+
+def space_evidence(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, list[str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT paper_id, evidence FROM search_paperembedding "
+                       "WHERE space_id = %s AND paper_id = ANY(%s)", [space.pk, list(paper_ids)])
+        # Django leaves jsonb undecoded on raw cursors (JSONField decodes it itself).
+        return {int(pid): (json.loads(ev) if isinstance(ev, str) else ev or [])
+                for pid, ev in cursor.fetchall()}
+
+
+def _normalise(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
+# --- explanations -------------------------------------------------------------------------------
+
+def explain(
+    *, anchors: Sequence[Paper], results: list[ScoredPaper], spaces: dict[str, EmbeddingSpace],
+) -> None:
+    """Attach an `explanation` to each result: per-aspect similarity to the anchor paper(s),
+    labels shared with them, and the sentences each aspect vector was built from."""
+    if not results:
+        return
+    anchor_ids = [p.pk for p in anchors]
+    result_ids = [r.paper.pk for r in results]
+    per_aspect: dict[str, dict[int, float]] = {}
+    evidence: dict[str, dict[int, list[str]]] = {}
+    for aspect, space in spaces.items():
+        vectors = space_vectors(space, anchor_ids + result_ids)
+        anchor_vecs = [vectors[i] for i in anchor_ids if i in vectors]
+        if not anchor_vecs:
+            continue
+        centre = _normalise(np.mean(anchor_vecs, axis=0))
+        per_aspect[aspect] = {pid: round(float(np.dot(centre, vectors[pid])), 4)
+                              for pid in result_ids if pid in vectors}
+        if aspect != "generic":
+            evidence[aspect] = space_evidence(space, anchor_ids + result_ids)
+    for item in results:
+        pid = item.paper.pk
+        shared = {}
+        for aspect, column in LABEL_FIELDS.items():
+            common = sorted(set(getattr(item.paper, column)).intersection(
+                *[set(getattr(a, column)) for a in anchors[:1]])) if anchors else []
+            if common:
+                shared[aspect] = common
+        sentences = {}
+        for aspect, by_paper in evidence.items():
+            if by_paper.get(pid):
+                sentences[aspect] = {
+                    "result": by_paper[pid],
+                    "query": by_paper.get(anchor_ids[0], []) if len(anchor_ids) == 1 else [],
+                }
+        item.details["explanation"] = {
+            "similarity": {a: scores[pid] for a, scores in per_aspect.items() if pid in scores},
+            "shared_labels": shared,
+            "sentences": sentences,
+        }
+
+
+# --- similar by aspect ----------------------------------------------------------------------------
+
+def paper_similar_explained(
+    *, paper: Paper, aspect: str, k: int, filters: SearchFilters,
+) -> SearchResult:
+    space = active_space(aspect)
+    if space is None:
+        raise NotReady(f"aspect {aspect!r} has no active embedding space yet; the workers "
+                       "create and fill it in the background")
+    vectors = space_vectors(space, [paper.pk])
+    if paper.pk not in vectors:
+        raise NotReady(f"this paper's {aspect} vector has not been computed yet; try again shortly")
+    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=k, filters=filters,
+                                  exclude_ids=[paper.pk])
+    result = SearchResult(_hydrate(ranked), f"similar:{aspect}", {"semantic": plan})
+    explain(anchors=[paper], results=result.results, spaces=active_aspects())
+    return result
+
+
+# --- recommend from examples ----------------------------------------------------------------------
+
+@dataclass
+class RecommendRequest:
+    positive: list[int]
+    negative: list[int] = field(default_factory=list)
+    aspects: dict[str, float] = field(default_factory=lambda: {"generic": 1.0})
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    k: int = 10
+    candidates: list[int] | None = None
+
+
+def recommend(request: RecommendRequest) -> SearchResult:
+    """Papers like the positives and unlike the negatives, on the weighted aspects.
+
+    Score of a candidate c = sum over aspects a of w_a * (cos(c, mean of positives in a)
+    - NEGATIVE_WEIGHT * max over negatives n of cos(c, n in a)), divided by sum of w_a.
+    Candidates come from each weighted aspect's planner (so filters are honoured and never
+    come back short) or, when given, from the caller's list (rerank).
+    """
+    errors: dict[str, str] = {}
+    spaces = active_aspects()
+    weights = {a: float(w) for a, w in request.aspects.items() if float(w) > 0}
+    for aspect in request.aspects:
+        if aspect not in spaces:
+            errors["aspects"] = (f"aspect {aspect!r} is not available; active aspects: "
+                                 f"{', '.join(sorted(spaces)) or 'none yet'}")
+    if not weights and "aspects" not in errors:
+        errors["aspects"] = "give at least one aspect a weight above 0"
+    example_ids = request.positive + request.negative
+    known = set(Paper.objects.filter(pk__in=example_ids).values_list("pk", flat=True))
+    unknown = [i for i in example_ids if i not in known]
+    if unknown:
+        errors["papers"] = f"unknown paper id(s): {', '.join(map(str, unknown[:10]))}"
+    if errors:
+        raise InvalidRequest(errors)
+
+    queries: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
+    for aspect in weights:
+        vectors = space_vectors(spaces[aspect], example_ids)
+        positives = [vectors[i] for i in request.positive if i in vectors]
+        if not positives:
+            raise NotReady(f"the positive examples have no {aspect} vectors yet; try again "
+                           "shortly")
+        negatives = [vectors[i] for i in request.negative if i in vectors]
+        queries[aspect] = (_normalise(np.mean(positives, axis=0)), negatives)
+
+    exclude = list(set(example_ids))
+    plans: dict[str, Any] = {}
+    if request.candidates is not None:
+        where, params = filter_sql(request.filters)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT p.id FROM search_paper p WHERE p.id = ANY(%s) AND {where}",
+                           [request.candidates, *params])
+            pool = [int(r[0]) for r in cursor.fetchall() if int(r[0]) not in exclude]
+    else:
+        pool_set: set[int] = set()
+        depth = max(request.k * 5, 50)
+        for aspect, (centre, negatives) in queries.items():
+            # Search with the Rocchio query so that papers close to the negatives are not
+            # the only candidates left after demotion.
+            probe = centre - NEGATIVE_WEIGHT * np.mean(negatives, axis=0) if negatives else centre
+            ranked, plans[aspect] = vector_ranking(
+                space=spaces[aspect], vector=_normalise(probe), k=depth,
+                filters=request.filters, exclude_ids=exclude)
+            pool_set.update(pid for pid, _ in ranked)
+        pool = sorted(pool_set)
+
+    total_weight = sum(weights.values())
+    scores = {pid: 0.0 for pid in pool}
+    for aspect, (centre, negatives) in queries.items():
+        vectors = space_vectors(spaces[aspect], pool)
+        for pid in pool:
+            vec = vectors.get(pid)
+            if vec is None:
+                continue
+            score = float(np.dot(centre, vec))
+            if negatives:
+                score -= NEGATIVE_WEIGHT * max(float(np.dot(n, vec)) for n in negatives)
+            scores[pid] += weights[aspect] * score / total_weight
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:request.k]
+    result = SearchResult(_hydrate(ranked), "recommend", {"candidates": len(pool), **plans})
+    anchors = list(Paper.objects.filter(pk__in=request.positive))
+    explain(anchors=anchors, results=result.results, spaces=spaces)
+    return result
