@@ -10,6 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -19,7 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from recommend.selectors import paper_similar_explained
 from search import selectors, services
-from search.models import ASPECTS, Job, Paper
+from search.models import Job, Paper
 from search.params import (
     FILTER_NAMES, InvalidParams, parse_filters, parse_k, parse_search_params,
 )
@@ -127,8 +128,6 @@ class PaperListAPI(APIView):
             raise ValidationError({"unknown": f"unknown parameter(s): {', '.join(sorted(unknown))}"})
         qs = selectors.paper_list(arxiv_id=request.query_params.get("arxiv_id", "").strip(),
                                   doi=request.query_params.get("doi", "").strip())
-        from rest_framework.pagination import PageNumberPagination
-
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PaperSerializer(page, many=True).data)

@@ -1,26 +1,19 @@
 """Reads: the one search query path shared by the HTML views and the API.
 
-Semantic search goes through a small selectivity-aware planner so that a filter never makes a
-query come back short:
-- no filter: HNSW index scan (ef_search from settings);
-- a filter matching few papers (<= EXACT_SCAN_MAX): exact distance ranking over just the
-  matching rows, found through the B-tree / GIN indexes on the paper table;
-- a broad filter: HNSW with pgvector's iterative scan, which keeps walking the graph until
-  enough rows pass the filter; if it still returns fewer than k, fall back to exact.
+Semantic ranking goes through search.planner (selectivity-aware, never short under filters);
+keyword ranking is Postgres full-text search; hybrid fuses both by reciprocal rank fusion.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
-from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from search.embedders import get_encoder

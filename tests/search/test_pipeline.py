@@ -1,6 +1,5 @@
 """The pipeline end to end with a real Celery worker on the real Redis broker."""
 
-import pytest
 
 from search import services
 from search.models import Paper, PaperEmbedding

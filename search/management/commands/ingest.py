@@ -24,13 +24,8 @@ class Command(BaseCommand):
             rows = count_rows(path) if not no_progress else 0
             with tqdm(total=rows, desc=path.name, unit="row", disable=no_progress or rows < 1000,
                       leave=False) as bar:
-                last = [0]
-
-                def progress(report: IngestReport) -> None:
-                    bar.update(report.rows - last[0])
-                    last[0] = report.rows
-
-                report = papers_ingest_file(path=path, on_progress=progress)
+                report = papers_ingest_file(
+                    path=path, on_progress=lambda r, bar=bar: bar.update(r.rows - bar.n))
             for error in report.errors:
                 self.stderr.write(f"{error['file']}:{error['line']}: {error['message']}")
             if report.error_count > len(report.errors):
