@@ -336,7 +336,7 @@ class OnnxEncoder:
 
     def __init__(self, model_dir: Path, *, file: str = INT8_FILE, threads: int | None = None,
                  spinning: bool = True, optimization: str = "ALL",
-                 sort_by_length: bool = True) -> None:
+                 sort_by_length: bool = True, max_batch_tokens: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir)
@@ -349,6 +349,7 @@ class OnnxEncoder:
         self.dimension = int(manifest["dimension"])
         self.max_seq_length = int(manifest["key"]["max_seq_length"])
         self.sort_by_length = sort_by_length
+        self.max_batch_tokens = max_batch_tokens
         self.path = model_dir / file
         self._session = _ort_session(self.path, threads=threads, spinning=spinning,
                                      optimization=optimization)
@@ -363,14 +364,18 @@ class OnnxEncoder:
             value = json.loads(special.read_text()).get("pad_token", pad_token)
             pad_token = value["content"] if isinstance(value, dict) else value
         pad_id = self._tokenizer.token_to_id(pad_token)
-        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+        self._pad_id = 0 if pad_id is None else pad_id
+        self._tokenizer.no_padding()  # batches are padded in numpy, after sorting by length
         self._feeds = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+    def _encode_batch(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in rows)
+        ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = row
+            mask[i, :len(row)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._feeds:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -381,17 +386,33 @@ class OnnxEncoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
+    def batches(self, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+        """Index batches: longest first when sorting, at most batch_size texts and (if set)
+        max_batch_tokens padded tokens each."""
+        order = (sorted(range(len(lengths)), key=lambda i: -lengths[i])
+                 if self.sort_by_length else list(range(len(lengths))))
+        out: list[list[int]] = []
+        current: list[int] = []
+        width = 0
+        for i in order:
+            grown = max(width, lengths[i])
+            if current and (len(current) >= batch_size or (
+                    self.max_batch_tokens and grown * (len(current) + 1) > self.max_batch_tokens)):
+                out.append(current)
+                current, grown = [], lengths[i]
+            current.append(i)
+            width = grown
+        if current:
+            out.append(current)
+        return out
+
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         texts = list(texts)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        # Longest first: batches of similar length waste little on padding, and the biggest
-        # allocation happens first.
-        order = (sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-                 if self.sort_by_length else list(range(len(texts))))
         with self._lock:
-            for start in range(0, len(order), batch_size):
-                index = order[start:start + batch_size]
-                out[index] = self._encode_batch([texts[i] for i in index])
+            rows = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
+            for index in self.batches([len(row) for row in rows], max(1, batch_size)):
+                out[index] = self._encode_batch([rows[i] for i in index])
         return out

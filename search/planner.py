@@ -20,6 +20,7 @@ Precision modes (issue #4), all returning cosine similarity of the *full* vector
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -68,7 +69,13 @@ def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]
     if filters.categories:  # any of the given categories
         clauses.append(f"{alias}.categories && %s::varchar[]")
         params.append(list(filters.categories))
-    for author in filters.authors:  # every given author, matched case-insensitively as a substring
+    for author in filters.authors:
+        # Every given author: all its name tokens (GIN-indexed), then the name as written,
+        # case-insensitively, to keep "van gool" from matching "Gool, ... Van".
+        tokens = name_tokens(author)
+        if tokens:
+            clauses.append(f"{alias}.author_tokens @> %s::text[]")
+            params.append(tokens)
         clauses.append(f"EXISTS (SELECT 1 FROM unnest({alias}.authors) AS a(name) "
                        "WHERE a.name ILIKE %s)")
         params.append(f"%{_escape_like(author)}%")
@@ -81,6 +88,11 @@ def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]
             clauses.append(f"{alias}.{column} @> %s::varchar[]")
             params.append(list(values))
     return (" AND ".join(clauses) or "TRUE"), params
+
+
+def name_tokens(text: str) -> list[str]:
+    """Lower-case alphanumeric tokens, as the SQL function paperscope_name_tokens makes them."""
+    return sorted({t for t in re.split(r"[\W_]+", text.lower()) if t})
 
 
 def _escape_like(text: str) -> str:
@@ -152,21 +164,30 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
     # The index expression and the `space_id = <literal>` predicate must match the partial
     # index exactly, or Postgres will not use it.
     order = f"e.{mode.column}::{mode.cast}({dim}) {mode.operator} %s::{mode.cast}({dim})"
+    # Only join the paper table when a filter needs it. The stale-vector check
+    # (content_hash) sits outside the ordered scan: inside, Postgres multiplies the two join
+    # selectivities, estimates one row, and prefers "join everything, then sort" over the
+    # index (measured: an exact scan at 20x the latency).
+    join = "JOIN search_paper p ON p.id = e.paper_id" if where != "TRUE" else ""
     sql = f"""
         WITH candidates AS MATERIALIZED (
-            SELECT p.id, e.embedding
-            FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id
-            WHERE e.space_id = {sid} AND e.content_hash = p.content_hash AND {where}
+            SELECT e.paper_id AS id, e.embedding, e.content_hash
+            FROM search_paperembedding e {join}
+            WHERE e.space_id = {sid} AND {where}
             ORDER BY {order}
             LIMIT %s
         )
-        SELECT id, embedding <=> %s::vector AS distance FROM candidates
-        ORDER BY distance, id LIMIT %s
+        SELECT c.id, c.embedding <=> %s::vector AS distance
+        FROM candidates c JOIN search_paper cp ON cp.id = c.id AND cp.content_hash = c.content_hash
+        ORDER BY distance, c.id LIMIT %s
     """
     ef = ef_search or max(int(settings.HNSW_EF_SEARCH), candidates)
     # SET LOCAL lasts until the end of the transaction, so the query runs inside it.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {min(int(ef), 1000)}")
+        # This path exists to use the index: keep the planner from sorting a full join
+        # instead when its row estimate for the filter is off.
+        cursor.execute("SET LOCAL enable_sort = off")
         if iterative:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")

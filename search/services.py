@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from pgvector import Bit, HalfVector, Vector
@@ -181,14 +181,15 @@ def papers_ingest_file(
         records = [r for _, r in pending]
         try:
             result = papers_upsert(records=records)
-        except IntegrityError:
+        except (IntegrityError, DataError):
             # A concurrent writer inserted one of these papers between our read and our
-            # insert; the batch rolled back as a whole, so redo it row by row.
+            # insert, or one row breaks a column limit: the batch rolled back as a whole,
+            # so redo it row by row and report the rows that still fail.
             result = UpsertResult()
             for index, record in enumerate(records):
                 try:
                     one = papers_upsert(records=[record])
-                except IntegrityError as exc:
+                except (IntegrityError, DataError) as exc:
                     result.errors.append((index, f"could not store: {exc}".splitlines()[0]))
                     continue
                 result.created += one.created

@@ -66,6 +66,8 @@ class Command(BaseCommand):
         embed.add_argument("--n", type=int, default=512)
         embed.add_argument("--batch-sizes", default="16,32,64")
         embed.add_argument("--rounds", type=int, default=2)
+        embed.add_argument("--aspects", action="store_true",
+                           help="also time the aspect vectors (task, method, dataset)")
         search = sub.add_parser("search", help="search latency p50/p95 on the loaded corpus")
         search.add_argument("--queries", type=int, default=200)
         search.add_argument("--k", type=int, default=10)
@@ -82,7 +84,7 @@ class Command(BaseCommand):
             options["json"].write_text(json.dumps(results, indent=2, default=str))
 
     # --- embedding ----------------------------------------------------------------------------
-    def bench_embed(self, *, n, batch_sizes, rounds, seed, **_):
+    def bench_embed(self, *, n, batch_sizes, rounds, seed, aspects, **_):
         """The worker's path: encode a batch, then write vector + halfvec + bit copies.
 
         Writes go to a throwaway space inside a transaction that is rolled back."""
@@ -97,22 +99,24 @@ class Command(BaseCommand):
             for size in sizes:  # interleaved rounds: noise hits every variant alike
                 started = time.perf_counter()
                 with transaction.atomic():
-                    space = services.EmbeddingSpace.objects.create(
-                        name=f"bench-{size}-{time.time_ns()}", model_name=encoder.name,
+                    spaces = [services.EmbeddingSpace.objects.create(
+                        name=f"bench-{size}-{aspect}-{time.time_ns()}", model_name=encoder.name,
                         model_version=f"bench-{time.time_ns()}", dimension=encoder.dimension,
-                        aspect="bench")
+                        aspect=aspect, is_active=False)
+                        for aspect in ["generic", *(settings.ASPECTS if aspects else [])]]
                     old = settings.EMBEDDING_BATCH_SIZE
                     settings.EMBEDDING_BATCH_SIZE = size
                     try:
                         for start in range(0, len(sample), settings.EMBEDDING_TASK_CHUNK):
                             services.papers_embed(
                                 paper_ids=sample[start:start + settings.EMBEDDING_TASK_CHUNK],
-                                space=space)
+                                spaces=spaces)
                     finally:
                         settings.EMBEDDING_BATCH_SIZE = old
                     transaction.set_rollback(True)
                 timings[size].append(len(sample) / (time.perf_counter() - started))
-        self.stdout.write(f"\nembedding pipeline ({encoder.name}), {len(sample)} papers, "
+        what = "generic + " + "/".join(settings.ASPECTS) if aspects else "generic only"
+        self.stdout.write(f"\nembedding pipeline ({encoder.name}; {what}), {len(sample)} papers, "
                           f"{rounds} interleaved rounds; docs/s (median):")
         rows = []
         for size in sizes:
