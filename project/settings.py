@@ -125,7 +125,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 # Files posted to /api/v1/ingest are kept here until their job has run.
 UPLOAD_DIR = Path(env.str("UPLOAD_DIR", default=str(BASE_DIR / "var" / "uploads")))
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -145,6 +145,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
+# Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
+ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.

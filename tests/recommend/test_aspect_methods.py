@@ -133,7 +133,8 @@ def _toy(n_per=20, n_cls=6, d=32, seed=0):
 def test_adapter_training_reduces_loss_and_improves_retrieval():
     X, y = _toy()
     Xv, yv = _toy(seed=1)
-    W, info = train_adapter(X, y, epochs=60, lr=5e-3, batch_size=32, seed=0, time_limit_s=30)
+    # no time limit: a busy CI machine must not cut training short and fail the test
+    W, info = train_adapter(X, y, epochs=60, lr=5e-3, batch_size=32, seed=0, time_limit_s=1e9)
     assert W.shape == (32, 32)
     assert info["losses"][-1] < 0.7 * info["losses"][0]
     before = self_retrieval_map(apply_adapter(Xv, None), yv)
