@@ -150,10 +150,10 @@ ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" 
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
-HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=50_000)
+HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=200_000)
 # Default vector precision: exact | float | halfvec | binary (chosen by measurement, see
 # docs/benchmarks.md); a request may override it with ?precision=.
-SEARCH_PRECISION = env.str("SEARCH_PRECISION", default="float")
+SEARCH_PRECISION = env.str("SEARCH_PRECISION", default="halfvec")
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

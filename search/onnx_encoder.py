@@ -22,10 +22,11 @@ Defaults, as measured by bench/embed_backends.py on a shared 2-core AVX-512 VNNI
 - eager attention when tracing: the SDPA trace has extra mask ops and ran ~40% slower in ORT;
 - per-channel signed int8 weights (QInt8): per-tensor weights drop cosine to ~0.94, QUInt8
   weights fall off the fast u8s8 VNNI GEMM path (2.3x slower), reduce_range only loses accuracy;
-- small batches: at most `max_batch_tokens` (256) padded tokens per run, i.e. one full-length
-  abstract or a dozen titles, after sorting by token length. The int8 GEMMs are then
-  cache-resident and ~6x faster than fp32; batch 32 x 256 tokens is memory-bound. It also
-  makes the per-tensor activation scales per document, which helps accuracy;
+- one text per run: with ~256-token abstracts the int8 GEMMs then stay cache-resident and
+  run ~6x faster than fp32, whereas batch 32 x 256 tokens is memory-bound (int8 ~2x slower per
+  doc at batch 32 than at batch 1). It also makes each vector independent of batch-mates
+  (dynamic quantisation scales activations per run) and slightly more accurate. Batching
+  short texts under a token cap is ~40% faster for titles; see OnnxEncoder;
 - ORT intra-op spinning off: on a CPU shared with other work, spinning threads burn the
   time slices the computing threads need (about 2x slower with spinning on);
 - graph optimisation ALL (EXTENDED is the same here; BASIC is ~10% slower).
@@ -184,17 +185,21 @@ def export_fp32(model_dir: Path, path: Path, *, opset: int = 17,
                           do_constant_folding=True, dynamo=False)
 
     # The trace must generalise to other batch sizes, lengths and padding patterns.
-    probe = tokenizer(["x", "a third, different sentence with more tokens than the others do",
-                       "mid length probe text"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        expected = wrapper(*(probe[name] for name in INPUT_NAMES)).numpy()
-    got = _ort_session(tmp, threads=1).run(
-        None, {name: probe[name].numpy().astype(np.int64) for name in INPUT_NAMES})[0]
-    mask = probe["attention_mask"].numpy().astype(bool)
-    error = float(np.abs(expected - got)[mask].max())
+    session = _ort_session(tmp, threads=1)
+    error = 0.0
+    for texts in (["x", "a third, different sentence with more tokens than the others do",
+                   "mid length probe text"], ["one unpadded text on its own"]):
+        probe = tokenizer(texts, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            expected = wrapper(*(probe[name] for name in INPUT_NAMES)).numpy()
+        got = session.run(None, {name: probe[name].numpy().astype(np.int64)
+                                 for name in INPUT_NAMES})[0]
+        mask = probe["attention_mask"].numpy().astype(bool)
+        error = max(error, float(np.abs(expected - got)[mask].max()))
+    del session
     if error > 1e-3:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ONNX export differs from torch by {error:.2e} on the probe batch")
+        raise RuntimeError(f"ONNX export differs from torch by {error:.2e} on probe batches")
     os.replace(tmp, path)
     progress(f"fp32 ONNX written ({path.stat().st_size / 2**20:.1f} MiB, max |diff| {error:.1e})")
     return path
@@ -350,18 +355,20 @@ def _ort_session(path: Path, *, threads: int | None = None, spinning: bool = Tru
 class OnnxEncoder:
     """The project's Encoder protocol over a folder written by export_onnx_int8.
 
-    `encode(texts, batch_size=...)` tokenises everything, sorts by token length (longest
-    first), runs batches of at most `batch_size` texts and `max_batch_tokens` padded tokens
-    (None: no token cap), and returns rows in the caller's order. Dynamic quantisation scales
-    activations per run, so a short text's vector can vary in the last digits with its
-    batch-mates; a full-length abstract runs alone with the default cap. `file=FP32_FILE`
-    serves the unquantised export (name "onnx-fp32:...") for comparisons. Thread-safe
-    (calls are serialised, like SentenceTransformerEncoder).
+    By default every text runs alone (`batch_size=1` here overrides the `batch_size` passed to
+    `encode`): on CPU that is as fast as batching for abstracts, and because dynamic
+    quantisation scales activations per run, it is the only way a text's vector does not
+    depend on its batch-mates (they move it by up to ~0.01 in cosine for short texts).
+    `batch_size=None` uses encode()'s batch_size; texts are then sorted by token length
+    (longest first) and batches hold at most `max_batch_tokens` padded tokens (None: no cap).
+    Rows come back in the caller's order. `file=FP32_FILE` serves the unquantised export
+    (name "onnx-fp32:...") for comparisons. Thread-safe (calls are serialised, like
+    SentenceTransformerEncoder).
     """
 
     def __init__(self, model_dir: Path, *, file: str = INT8_FILE, threads: int | None = None,
-                 spinning: bool = False, optimization: str = "ALL",
-                 sort_by_length: bool = True, max_batch_tokens: int | None = 256) -> None:
+                 spinning: bool = False, optimization: str = "ALL", batch_size: int | None = 1,
+                 max_batch_tokens: int | None = None, sort_by_length: bool = True) -> None:
         from tokenizers import Tokenizer
 
         model_dir = Path(model_dir)
@@ -373,8 +380,9 @@ class OnnxEncoder:
         self.version = manifest["version"] if kind == "int8" else f"{manifest['version']}-{kind}"
         self.dimension = int(manifest["dimension"])
         self.max_seq_length = int(manifest["key"]["max_seq_length"])
-        self.sort_by_length = sort_by_length
+        self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.sort_by_length = sort_by_length
         self.path = model_dir / file
         self._session = _ort_session(self.path, threads=threads, spinning=spinning,
                                      optimization=optimization)
@@ -438,7 +446,8 @@ class OnnxEncoder:
             return out
         with self._lock:
             rows = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
-            for index in self.batches([len(row) for row in rows], max(1, batch_size)):
+            size = max(1, self.batch_size or batch_size)
+            for index in self.batches([len(row) for row in rows], size):
                 out[index] = self._encode_batch([rows[i] for i in index])
         return out
 

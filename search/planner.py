@@ -50,7 +50,8 @@ class IndexMode:
 INDEX_MODES = {
     "float": IndexMode("embedding", "vector", "<=>", Vector),
     "halfvec": IndexMode("embedding_half", "halfvec", "<=>", HalfVector),
-    "binary": IndexMode("embedding_bit", "bit", "<~>", Bit, oversample=10),
+    # oversample 40: the smallest that kept recall@10 >= 0.95 at 74.7k (docs/benchmarks.md)
+    "binary": IndexMode("embedding_bit", "bit", "<~>", Bit, oversample=40),
 }
 
 

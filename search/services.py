@@ -378,7 +378,11 @@ def papers_embed(
     for model_name in {t.model_name for t in targets}:
         encoder = get_encoder(model_name)
         group = [t for t in targets if t.model_name == model_name]
-        generic = _generic_vectors(encoder, papers)
+        if any(t.aspect == "generic" for t in group):
+            generic = encoder.encode([paper_text(t, a) for _, t, a, _ in papers],
+                                     batch_size=settings.EMBEDDING_BATCH_SIZE)
+        else:  # aspect-only work (the usual second wave): derive from the stored vectors
+            generic = _generic_vectors(encoder, papers)
         aspect_spaces = [t for t in group if t.aspect != "generic"]
         per_aspect = {}
         if aspect_spaces:
