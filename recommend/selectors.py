@@ -17,7 +17,9 @@ from django.db import connection
 from search.models import EmbeddingSpace, Paper
 from search.params import SearchFilters
 from search.planner import filter_sql, vector_ranking
-from search.selectors import NotReady, ScoredPaper, SearchResult, _hydrate, active_space
+from search.selectors import (
+    NotReady, ScoredPaper, SearchResult, hydrate, active_space, stored_vectors,
+)
 
 LABEL_FIELDS = {"task": "tasks", "method": "methods", "dataset": "datasets"}
 # How strongly a negative example pushes its neighbours down (Rocchio-style).
@@ -33,19 +35,6 @@ class InvalidRequest(ValueError):
 
 def active_aspects() -> dict[str, EmbeddingSpace]:
     return {s.aspect: s for s in EmbeddingSpace.objects.filter(is_active=True)}
-
-
-def space_vectors(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """Current vectors of these papers in `space` (stale or missing ones are left out)."""
-    if not paper_ids:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT e.paper_id, e.embedding::text FROM search_paperembedding e "
-            "JOIN search_paper p ON p.id = e.paper_id AND p.content_hash = e.content_hash "
-            "WHERE e.space_id = %s AND e.paper_id = ANY(%s)", [space.pk, list(paper_ids)])
-        return {int(pid): np.asarray(text[1:-1].split(","), dtype=np.float32)
-                for pid, text in cursor.fetchall()}
 
 
 def space_evidence(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, list[str]]:
@@ -76,7 +65,7 @@ def explain(
     per_aspect: dict[str, dict[int, float]] = {}
     evidence: dict[str, dict[int, list[str]]] = {}
     for aspect, space in spaces.items():
-        vectors = space_vectors(space, anchor_ids + result_ids)
+        vectors = stored_vectors(space, anchor_ids + result_ids)
         anchor_vecs = [vectors[i] for i in anchor_ids if i in vectors]
         if not anchor_vecs:
             continue
@@ -116,12 +105,12 @@ def paper_similar_explained(
     if space is None:
         raise NotReady(f"aspect {aspect!r} has no active embedding space yet; the workers "
                        "create and fill it in the background")
-    vectors = space_vectors(space, [paper.pk])
+    vectors = stored_vectors(space, [paper.pk])
     if paper.pk not in vectors:
         raise NotReady(f"this paper's {aspect} vector has not been computed yet; try again shortly")
     ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=k, filters=filters,
                                   exclude_ids=[paper.pk])
-    result = SearchResult(_hydrate(ranked), f"similar:{aspect}", {"semantic": plan})
+    result = SearchResult(hydrate(ranked), f"similar:{aspect}", {"semantic": plan})
     explain(anchors=[paper], results=result.results, spaces=active_aspects())
     return result
 
@@ -165,7 +154,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
 
     queries: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
     for aspect in weights:
-        vectors = space_vectors(spaces[aspect], example_ids)
+        vectors = stored_vectors(spaces[aspect], example_ids)
         positives = [vectors[i] for i in request.positive if i in vectors]
         if not positives:
             raise NotReady(f"the positive examples have no {aspect} vectors yet; try again "
@@ -197,7 +186,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
     total_weight = sum(weights.values())
     scores = {pid: 0.0 for pid in pool}
     for aspect, (centre, negatives) in queries.items():
-        vectors = space_vectors(spaces[aspect], pool)
+        vectors = stored_vectors(spaces[aspect], pool)
         for pid in pool:
             vec = vectors.get(pid)
             if vec is None:
@@ -207,7 +196,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
                 score -= NEGATIVE_WEIGHT * max(float(np.dot(n, vec)) for n in negatives)
             scores[pid] += weights[aspect] * score / total_weight
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:request.k]
-    result = SearchResult(_hydrate(ranked), "recommend", {"candidates": len(pool), **plans})
+    result = SearchResult(hydrate(ranked), "recommend", {"candidates": len(pool), **plans})
     anchors = list(Paper.objects.filter(pk__in=request.positive))
     explain(anchors=anchors, results=result.results, spaces=spaces)
     return result

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F, Q
 
 from search.embedders import get_encoder
-from search.models import ASPECTS, EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.models import ASPECTS, EmbeddingSpace, Job, Paper
 from search.params import SearchFilters, SearchParams
 from search.planner import filter_sql, vector_ranking
 
@@ -58,10 +58,17 @@ def encode_query(space: EmbeddingSpace, text: str) -> np.ndarray:
     return np.frombuffer(_encode_query_cached(space.model_name, text), dtype=np.float32)
 
 
-def paper_vector(paper: Paper, space: EmbeddingSpace) -> np.ndarray | None:
-    row = PaperEmbedding.objects.filter(paper=paper, space=space).values_list(
-        "embedding", flat=True).first()
-    return None if row is None else np.asarray(row, dtype=np.float32)
+def stored_vectors(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """The papers' current vectors in `space` (stale or missing ones are left out)."""
+    if not paper_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT e.paper_id, e.embedding::text FROM search_paperembedding e "
+            "JOIN search_paper p ON p.id = e.paper_id AND p.content_hash = e.content_hash "
+            "WHERE e.space_id = %s AND e.paper_id = ANY(%s)", [space.pk, list(paper_ids)])
+        return {int(pid): np.asarray(text[1:-1].split(","), dtype=np.float32)
+                for pid, text in cursor.fetchall()}
 
 
 # --- keyword ranking ------------------------------------------------------------------------------
@@ -107,7 +114,7 @@ def paper_search(*, params: SearchParams) -> SearchResult:
     """Semantic, keyword or hybrid search with filters; an empty query browses by date."""
     filters, k, mode = params.filters, params.k, params.mode
     if not params.query:
-        return SearchResult(_hydrate(newest_ranking(k=k, filters=filters)), "browse",
+        return SearchResult(hydrate(newest_ranking(k=k, filters=filters)), "browse",
                             {"plan": "browse"})
     space = active_space()
     notice = ""
@@ -130,7 +137,7 @@ def paper_search(*, params: SearchParams) -> SearchResult:
         plan["keyword_hits"] = len(keyword)
         ranked = reciprocal_rank_fusion(
             [(semantic, params.semantic_weight), (keyword, 1.0 - params.semantic_weight)], k)
-    return SearchResult(_hydrate(ranked), mode, plan, notice)
+    return SearchResult(hydrate(ranked), mode, plan, notice)
 
 
 def aspect_names() -> list[str]:
@@ -139,7 +146,7 @@ def aspect_names() -> list[str]:
     return [*ASPECTS, *sorted(set(extra))]
 
 
-def _hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
+def hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
     papers = Paper.objects.defer("search_vector").in_bulk([pid for pid, _ in ranked])
     return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
 
@@ -245,9 +252,3 @@ def embedding_coverage() -> list[Coverage]:
     ).order_by("-is_active", "name")
     spaces = sorted(spaces, key=lambda s: (s.aspect != "generic", not s.is_active, s.aspect))
     return [Coverage(s.name, s.aspect, s.is_active, s.current, total) for s in spaces]
-
-
-def papers_without_embedding_count(space: EmbeddingSpace) -> int:
-    current = PaperEmbedding.objects.filter(
-        space=space, paper_id=OuterRef("pk"), content_hash=OuterRef("content_hash"))
-    return Paper.objects.filter(~Exists(current)).count()

@@ -406,17 +406,11 @@ def _generic_vectors(encoder, papers: list[tuple]) -> np.ndarray:
     """Generic vectors for (pk, title, abstract, hash) rows: the stored current ones where the
     generic space of this model has them (aspect vectors are derived from these), the rest
     encoded now."""
-    stored: dict[int, np.ndarray] = {}
+    from search.selectors import stored_vectors
+
     space = EmbeddingSpace.objects.filter(model_name=encoder.name, model_version=encoder.version,
                                           aspect="generic").first()
-    if space is not None:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT paper_id, content_hash, embedding::text FROM search_paperembedding "
-                "WHERE space_id = %s AND paper_id = ANY(%s)", [space.pk, [p[0] for p in papers]])
-            hashes = {p[0]: p[3] for p in papers}
-            stored = {pk: np.asarray(text[1:-1].split(","), dtype=np.float32)
-                      for pk, digest, text in cursor.fetchall() if hashes.get(pk) == digest}
+    stored = stored_vectors(space, [p[0] for p in papers]) if space else {}
     missing = [p for p in papers if p[0] not in stored]
     if missing:
         fresh = encoder.encode([paper_text(t, a) for _, t, a, _ in missing],
