@@ -100,7 +100,7 @@ class SearchAPI(APIView):
                              "task:, method:, dataset: terms and websearch syntax for keywords"),
             OpenApiParameter("k", int, description="number of results, 1-100 (default 10)"),
             OpenApiParameter("mode", str, enum=["semantic", "keyword", "hybrid"]),
-            OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.5"),
+            OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.3"),
             OpenApiParameter("precision", str, enum=["exact", "float", "halfvec", "binary"],
                              description="vector precision mode; default set by the operator"),
             *_filter_parameters(),

@@ -59,7 +59,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class Command(BaseCommand):
-    help = "Benchmarks: `bench embed` (docs/s) and `bench search` (latency per mode)."
+    help = ("Benchmarks: `bench embed` (docs/s), `bench search` (latency per mode), "
+            "`bench modes` (retrieval quality per mode, to pick the default).")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="what", required=True)
@@ -72,7 +73,9 @@ class Command(BaseCommand):
         search = sub.add_parser("search", help="search latency p50/p95 on the loaded corpus")
         search.add_argument("--queries", type=int, default=200)
         search.add_argument("--k", type=int, default=10)
-        for p in (embed, search):
+        modes = sub.add_parser("modes", help="known-item retrieval quality per search mode")
+        modes.add_argument("--queries", type=int, default=200)
+        for p in (embed, search, modes):
             p.add_argument("--json", type=Path, help="also write the results here")
             p.add_argument("--seed", type=int, default=7)
 
@@ -185,3 +188,47 @@ class Command(BaseCommand):
         self.stdout.write(f"  query encoding (uncached): {encode_ms:.1f} ms per query")
         return {"papers": total, "queries": len(workload), "k": k, "rows": rows,
                 "query_encode_ms": round(encode_ms, 1)}
+
+    # --- search modes ------------------------------------------------------------------------
+    def bench_modes(self, *, queries, seed, **_):
+        """Known-item search: can each mode find a paper from a description of it?
+
+        Two query kinds per sampled paper: its title (what users paste) and the last sentence
+        of its abstract with the title removed (a description in other words). MRR@10 and
+        hit@10 per mode; hybrid at several semantic weights.
+        """
+        from search.ingest import _WS
+        from recommend.aspects.text import split_sentences
+
+        if active_space() is None:
+            raise CommandError("no active embedding space yet: wait for the worker")
+        random.seed(seed)
+        papers = list(Paper.objects.values_list("pk", "title", "abstract"))
+        picked = random.sample(papers, min(queries, len(papers)))
+        kinds = {
+            "title": [(pk, _WS.sub(" ", title)) for pk, title, _ in picked],
+            "abstract sentence": [(pk, (split_sentences(abstract) or [abstract])[-1][:300])
+                                  for pk, _, abstract in picked],
+        }
+        variants = {"keyword": ("keyword", 0.5), "semantic": ("semantic", 0.5)}
+        for weight in (0.3, 0.5, 0.7):
+            variants[f"hybrid w={weight}"] = ("hybrid", weight)
+        rows = []
+        self.stdout.write(f"\nknown-item search, {len(picked)} papers per query kind, k=10:")
+        self.stdout.write(f"  {'query kind':<18} {'mode':<16} {'MRR@10':>7} {'hit@10':>7}")
+        for kind, workload in kinds.items():
+            for name, (mode, weight) in variants.items():
+                reciprocal, hits = 0.0, 0
+                for pk, text in workload:
+                    result = paper_search(params=SearchParams(
+                        query=text, k=10, mode=mode, semantic_weight=weight))
+                    ids = [r.paper.pk for r in result.results]
+                    if pk in ids:
+                        hits += 1
+                        reciprocal += 1.0 / (ids.index(pk) + 1)
+                row = {"kind": kind, "mode": name, "mrr_at_10": round(reciprocal / len(workload), 3),
+                       "hit_at_10": round(hits / len(workload), 3)}
+                rows.append(row)
+                self.stdout.write(f"  {kind:<18} {name:<16} {row['mrr_at_10']:>7} "
+                                  f"{row['hit_at_10']:>7}")
+        return {"papers": len(picked), "rows": rows}
