@@ -125,6 +125,12 @@ def variants(threads: int) -> dict[str, Variant]:
         replace(base, name="int8-ffn2-fp32", note="FFN output MatMuls (after GELU) kept fp32",
                 quant=replace(quant, nodes_to_exclude=tuple(
                     f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in range(6)))),
+        replace(base, name="int8-ffn2-02", note="FFN output MatMuls of layers 0, 2 kept fp32",
+                quant=replace(quant, nodes_to_exclude=tuple(
+                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in (0, 2)))),
+        replace(base, name="int8-ffn2-012", note="FFN output MatMuls of layers 0-2 kept fp32",
+                quant=replace(quant, nodes_to_exclude=tuple(
+                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in (0, 1, 2)))),
         replace(base, name="int8-first-fp32", note="layer 0 MatMuls kept fp32",
                 quant=replace(quant, nodes_to_exclude=_layer_matmuls(0))),
         replace(base, name="int8-last-fp32", note="layer 5 MatMuls kept fp32",
