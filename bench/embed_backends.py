@@ -50,6 +50,7 @@ from search.onnx_encoder import (
     QuantSettings,
     cpu_count,
     export_onnx_int8,
+    ffn_output_matmuls,
 )
 
 MODELS_DIR = ROOT / "var" / "models"
@@ -77,32 +78,40 @@ def _layer_matmuls(layer: int) -> tuple[str, ...]:
 
 def variants(threads: int) -> dict[str, Variant]:
     """The chosen configuration ("int8") and one-change-at-a-time departures from it."""
-    base = Variant("int8", "chosen: per-channel QInt8, opt ALL, no spinning, 1 text/run")
+    base = Variant("int8", "chosen: QInt8 per-channel, FFN-out L0+L2 fp32, 1 text/run, "
+                   "texts across cores")
     quant = DEFAULT_QUANT
-    batched = {"batch_size": None, "max_batch_tokens": None}  # encode()'s batch_size, no cap
+    # parallel="ops": intra_op_num_threads = cores, one run at a time; batch from encode().
+    ops = {"parallel": "ops", "batch_size": None}
     table = [
         Variant("torch-fp32", f"sentence-transformers, torch {threads} threads, batch 32",
                 kind="torch"),
         Variant("torch-fp32-b1", "sentence-transformers, batch 1", kind="torch", batch_size=1),
         Variant("onnx-fp32", "ORT fp32 export, same runtime options as int8", quant=None),
-        Variant("onnx-fp32-b32", "ORT fp32, spinning on, batch 32", quant=None,
-                encoder_kwargs={**batched, "spinning": True}),
+        Variant("onnx-fp32-ops-b32", "ORT fp32, intra-op threads, spinning, batch 32",
+                quant=None, encoder_kwargs={**ops, "spinning": True}),
         base,
-        # Runtime options.
-        replace(base, name="int8-b32-spin", note="ORT defaults: spinning on, batch 32",
-                encoder_kwargs={**batched, "spinning": True}),
-        replace(base, name="int8-b32", note="batch 32 (sorted by length)", encoder_kwargs=batched),
-        replace(base, name="int8-b64", note="batch 64 (sorted by length)", batch_size=64,
-                encoder_kwargs=batched),
-        replace(base, name="int8-b32-unsorted", note="batch 32, no length sorting",
-                encoder_kwargs={**batched, "sort_by_length": False}),
-        replace(base, name="int8-b4", note="batch 4", batch_size=4, encoder_kwargs=batched),
-        replace(base, name="int8-t256", note="batch <=32 texts and <=256 padded tokens",
-                encoder_kwargs={**batched, "max_batch_tokens": 256}),
-        replace(base, name="int8-t1024", note="batch <=32 texts and <=1024 padded tokens",
-                encoder_kwargs={**batched, "max_batch_tokens": 1024}),
-        replace(base, name="int8-spin", note="ORT intra-op spinning on",
-                encoder_kwargs={"spinning": True}),
+        # Runtime options: parallel inside ORT (intra_op_num_threads = cores).
+        replace(base, name="int8-ops-b32-spin", note="intra-op threads, ORT default spinning, "
+                "batch 32", encoder_kwargs={**ops, "spinning": True}),
+        replace(base, name="int8-ops-b32", note="intra-op threads, no spinning, batch 32",
+                encoder_kwargs=ops),
+        replace(base, name="int8-ops-b64", note="intra-op threads, no spinning, batch 64",
+                batch_size=64, encoder_kwargs=ops),
+        replace(base, name="int8-ops-b32-unsorted", note="intra-op, batch 32, no length sort",
+                encoder_kwargs={**ops, "sort_by_length": False}),
+        replace(base, name="int8-ops-b4", note="intra-op threads, no spinning, batch 4",
+                batch_size=4, encoder_kwargs=ops),
+        replace(base, name="int8-ops-b4-spin", note="intra-op threads, spinning, batch 4",
+                batch_size=4, encoder_kwargs={**ops, "spinning": True}),
+        replace(base, name="int8-ops-t1024", note="intra-op, <=32 texts & <=1024 tokens/batch",
+                encoder_kwargs={**ops, "max_batch_tokens": 1024}),
+        replace(base, name="int8-ops-b1", note="intra-op threads, no spinning, batch 1",
+                encoder_kwargs={**ops, "batch_size": 1}),
+        replace(base, name="int8-ops-b1-spin", note="intra-op threads, spinning, batch 1",
+                encoder_kwargs={**ops, "batch_size": 1, "spinning": True}),
+        replace(base, name="int8-texts-b4", note="texts across cores, batches of 4",
+                batch_size=4, encoder_kwargs={"batch_size": None}),
         replace(base, name="int8-optext", note="ORT graph opt EXTENDED",
                 encoder_kwargs={"optimization": "EXTENDED"}),
         replace(base, name="int8-optbasic", note="ORT graph opt BASIC",
@@ -122,18 +131,15 @@ def variants(threads: int) -> dict[str, Variant]:
                 quant=replace(quant, preprocess=True)),
         replace(base, name="int8-fused", note="ORT BERT fusion, then quantise (QAttention)",
                 quant=replace(quant, fuse_bert=True)),
-        replace(base, name="int8-ffn2-fp32", note="FFN output MatMuls (after GELU) kept fp32",
-                quant=replace(quant, nodes_to_exclude=tuple(
-                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in range(6)))),
-        replace(base, name="int8-ffn2-02", note="FFN output MatMuls of layers 0, 2 kept fp32",
-                quant=replace(quant, nodes_to_exclude=tuple(
-                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in (0, 2)))),
+        replace(base, name="int8-all", note="all 36 MatMuls int8 (no fp32 exceptions)",
+                quant=replace(quant, nodes_to_exclude=())),
         replace(base, name="int8-ffn2-012", note="FFN output MatMuls of layers 0-2 kept fp32",
-                quant=replace(quant, nodes_to_exclude=tuple(
-                    f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in (0, 1, 2)))),
-        replace(base, name="int8-first-fp32", note="layer 0 MatMuls kept fp32",
+                quant=replace(quant, nodes_to_exclude=ffn_output_matmuls((0, 1, 2)))),
+        replace(base, name="int8-ffn2-all", note="FFN output MatMuls of all layers kept fp32",
+                quant=replace(quant, nodes_to_exclude=ffn_output_matmuls(range(6)))),
+        replace(base, name="int8-first-fp32", note="all layer-0 MatMuls kept fp32 (only)",
                 quant=replace(quant, nodes_to_exclude=_layer_matmuls(0))),
-        replace(base, name="int8-last-fp32", note="layer 5 MatMuls kept fp32",
+        replace(base, name="int8-last-fp32", note="all layer-5 MatMuls kept fp32 (only)",
                 quant=replace(quant, nodes_to_exclude=_layer_matmuls(5))),
         replace(base, name="int8-attnq", note="attention MatMuls quantised too",
                 quant=replace(quant, extra=(("MatMulConstBOnly", False),))),
@@ -141,7 +147,7 @@ def variants(threads: int) -> dict[str, Variant]:
     return {v.name: v for v in table}
 
 
-DEFAULT_VARIANTS = "torch-fp32,onnx-fp32,int8,int8-b32-spin"
+DEFAULT_VARIANTS = "torch-fp32,onnx-fp32,int8,int8-ops-b32-spin"
 
 
 def load_texts(n: int) -> tuple[list[str], str]:

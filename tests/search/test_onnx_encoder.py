@@ -56,7 +56,7 @@ def test_int8_export_matches_torch(tmp_path):
     # Each text runs alone by default, so its vector does not depend on the call it is in.
     np.testing.assert_allclose(onnx.encode(SENTENCES[::-1])[::-1], got, atol=1e-6)
     np.testing.assert_allclose(onnx.encode(SENTENCES[3:4])[0], got[3], atol=1e-6)
-    # Batched mode sorts by length internally; rows still come back in the caller's order.
-    batched = OnnxEncoder(int8_path.parent, batch_size=None, max_batch_tokens=256)
+    # Batched, intra-op mode sorts by length internally; rows still come back in order.
+    batched = OnnxEncoder(int8_path.parent, parallel="ops", batch_size=None)
     assert np.sum(batched.encode(SENTENCES, batch_size=2) * got, axis=1).min() >= 0.98
     assert onnx.encode([]).shape == (0, 384)
