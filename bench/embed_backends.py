@@ -1,7 +1,13 @@
 """Embedding backends side by side: sentence-transformers torch fp32 vs ONNX Runtime fp32/int8.
 
     .venv/bin/python bench/embed_backends.py --n 1000 --out /tmp/embed.json
-    .venv/bin/python bench/embed_backends.py --n 500 --variants all      # the full option sweep
+    .venv/bin/python bench/embed_backends.py --n 1000 --chunk 40 --variants all   # option sweep
+
+The default set is torch fp32 (the reference), the ONNX fp32 export (same runtime options as
+int8), the chosen int8 configuration, and int8 with the textbook ORT setup (intra-op threads =
+cores, spinning, batch 32). `--variants all` adds one-change-at-a-time departures from the
+chosen configuration (see variants()); each quantisation variant is exported once to
+var/models/bench/<name>/.
 
 Reads N abstracts (title + ". " + summary, as search.embedders.paper_text) from
 data/demo/*.jsonl.gz, or /work/shared/data/arxiv-daily/2025-04-*.jsonl.gz when that folder
@@ -211,7 +217,7 @@ def build(variant: Variant, threads: int,
         encoder = OnnxEncoder(MAIN_DIR, threads=threads, **variant.encoder_kwargs)
     else:
         out = MODELS_DIR / "bench" / variant.name
-        export_onnx_int8(source, out, settings=variant.quant, progress=log)
+        export_onnx_int8(source, out, settings=variant.quant, progress=log, keep_fp32=False)
         encoder = OnnxEncoder(out, file=INT8_FILE, threads=threads, **variant.encoder_kwargs)
     return lambda texts: encoder.encode(texts, batch_size=variant.batch_size)
 
@@ -229,12 +235,12 @@ def recall_at_k(reference: np.ndarray, candidate: np.ndarray, k: int = 10) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1000, help="number of abstracts")
-    parser.add_argument("--chunk", type=int, default=128,
+    parser.add_argument("--chunk", type=int, default=64,
                         help="docs per timing chunk (backends alternate per chunk)")
     parser.add_argument("--repeats", type=int, default=1,
                         help="passes over the N docs (timing only; quality uses the first)")
     parser.add_argument("--threads", type=int, default=cpu_count(),
-                        help="torch threads and ORT intra-op threads")
+                        help="torch threads; ORT intra-op threads or text workers")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"comma list or 'all'; known: {', '.join(variants(2))}")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")

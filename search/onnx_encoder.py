@@ -14,22 +14,25 @@ Tokenisation (`tokenizers`, the folder's tokenizer.json, max 256 tokens), mean p
 attention mask and L2 normalisation run in numpy: encoding needs neither torch nor transformers.
 
 The out folder holds model-int8.onnx, model-fp32.onnx (the quantiser's input, kept for
-benchmarks and re-quantising), the tokenizer files and manifest.json. An export is skipped when
+benchmarks and re-quantising unless keep_fp32=False), the tokenizer files and manifest.json. An export is skipped when
 the manifest records the same source fingerprint, export format, quantisation settings and
 onnxruntime version, and model-int8.onnx still has the recorded sha256.
 
-Defaults, as measured by bench/embed_backends.py on a shared 2-core AVX-512 VNNI machine:
-- eager attention when tracing: the SDPA trace has extra mask ops and ran ~40% slower in ORT;
-- per-channel signed int8 weights (QInt8): per-tensor weights drop cosine to ~0.94, QUInt8
-  weights fall off the fast u8s8 VNNI GEMM path (2.3x slower), reduce_range only loses accuracy;
-- one text per run: with ~256-token abstracts the int8 GEMMs then stay cache-resident and
-  run ~6x faster than fp32, whereas batch 32 x 256 tokens is memory-bound (int8 ~2x slower per
-  doc at batch 32 than at batch 1). It also makes each vector independent of batch-mates
-  (dynamic quantisation scales activations per run) and slightly more accurate. Batching
-  short texts under a token cap is ~40% faster for titles; see OnnxEncoder;
-- ORT intra-op spinning off: on a CPU shared with other work, spinning threads burn the
-  time slices the computing threads need (about 2x slower with spinning on);
-- graph optimisation ALL (EXTENDED is the same here; BASIC is ~10% slower).
+Defaults, chosen by measurement (bench/embed_backends.py, N=1000 arXiv abstracts, 2-core
+AVX-512 VNNI CPU; speedups are against sentence-transformers fp32 with 2 torch threads):
+- eager attention when tracing: the SDPA trace has extra mask ops and ran slower in ORT;
+- signed int8 weights, per channel: u8s8 is the fast VNNI GEMM path (QUInt8 weights: 2x
+  slower); per-tensor weights and reduce_range only lose accuracy;
+- the FFN output MatMuls of layers 0 and 2 stay fp32 (DEFAULT_QUANT): recall@10 of the fp32
+  neighbours 0.906 -> 0.926 (and 0.896 -> 0.920 over 3000 docs) for ~10% of the speed;
+- each text runs alone and texts are spread over the cores (`parallel="texts"`, ORT
+  intra_op_num_threads=1 per run): 2.7x on a quiet machine, 3.3x with two competing
+  processes, against 1.5x for the textbook setup (intra-op threads = cores, batch 32), whose
+  32x256-token activations are memory-bound and whose per-op thread hand-offs stall when the
+  CPU is shared. It also makes every vector independent of its batch-mates (dynamic
+  quantisation scales activations per run) and deterministic;
+- graph optimisation ALL (EXTENDED measures the same, BASIC ~10% slower). ORT's BERT fusion
+  (QAttention etc.) and quant_pre_process gave no gain.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class QuantSettings:
     # Run onnxruntime.transformers' BERT fusion (Attention, SkipLayerNorm, BiasGelu) before
     # quantising, which yields QAttention / QEmbedLayerNormalization kernels.
     fuse_bert: bool = False
-    # onnxruntime.quantization's quant_pre_process (symbolic shape inference + ORT basic
+    # onnxruntime.quantization's quant_pre_process (ONNX shape inference + ORT basic
     # optimisation) before quantising, as the quantiser's warning recommends.
     preprocess: bool = False
     # Further quantize_dynamic extra_options, as (key, value) pairs.
@@ -93,9 +96,10 @@ def ffn_output_matmuls(layers: Sequence[int]) -> tuple[str, ...]:
     return tuple(f"/inner/encoder/layer.{i}/output/dense/MatMul" for i in layers)
 
 
-# Keeping the FFN output MatMuls of layers 0 and 2 in fp32 (2 of 36 MatMuls) removes over
-# half of the quantisation error; measured on MiniLM-L6 (bench/embed_backends.py
-# int8-all vs int8). Names that do not exist in another model's graph are simply ignored.
+# Keeping the FFN output MatMuls of layers 0 and 2 in fp32 (2 of 36 MatMuls) cuts the cosine
+# error by ~40% (mean cosine to fp32 0.9952 -> 0.9972, recall@10 0.906 -> 0.926; per-layer
+# sensitivity measured on MiniLM-L6, bench/embed_backends.py int8-all vs int8). Names that do
+# not exist in another model's graph are ignored by the quantiser.
 DEFAULT_QUANT = QuantSettings(nodes_to_exclude=ffn_output_matmuls((0, 2)))
 
 
@@ -285,10 +289,12 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
 
 
 def export_onnx_int8(model_dir: Path, out_dir: Path, *, progress: Callable[[str], Any] = print,
-                     settings: QuantSettings = DEFAULT_QUANT, force: bool = False) -> Path:
+                     settings: QuantSettings = DEFAULT_QUANT, force: bool = False,
+                     keep_fp32: bool = True) -> Path:
     """Export + quantise `model_dir` into `out_dir`; returns out_dir / "model-int8.onnx".
 
     Idempotent: returns at once when out_dir's manifest matches the source and the settings.
+    `keep_fp32=False` deletes the 86 MiB fp32 intermediate afterwards.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     int8_path, fp32_path = out_dir / INT8_FILE, out_dir / FP32_FILE
@@ -312,6 +318,8 @@ def export_onnx_int8(model_dir: Path, out_dir: Path, *, progress: Callable[[str]
         fast.backend_tokenizer.save(str(out_dir / "tokenizer.json"))
     export_fp32(model_dir, fp32_path, progress=progress)
     quantize_int8(fp32_path, int8_path, settings, progress=progress)
+    if not keep_fp32:
+        fp32_path.unlink()
 
     import onnx
     import torch
@@ -327,7 +335,7 @@ def export_onnx_int8(model_dir: Path, out_dir: Path, *, progress: Callable[[str]
         "source_dir": str(model_dir),
         "int8_file": INT8_FILE,
         "int8_sha256": int8_sha,
-        "fp32_file": FP32_FILE,
+        "fp32_file": FP32_FILE if keep_fp32 else None,
         "dimension": int(json.loads((model_dir / "config.json").read_text())["hidden_size"]),
         "pooling": "mean",
         "normalize": True,
@@ -406,7 +414,8 @@ class OnnxEncoder:
         self._session = _ort_session(
             self.path, threads=1 if parallel == "texts" else self.threads, spinning=spinning,
             optimization=optimization)
-        self._pool = None  # ThreadPoolExecutor for parallel="texts", made on first use
+        self._pool = None  # ThreadPoolExecutor for parallel="texts", made on first use...
+        self._pool_pid = 0  # ...in this process (a forked child must not reuse the parent's)
 
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # tokenizer.json ships with fixed 128-token padding and truncation: use the model's
@@ -441,6 +450,13 @@ class OnnxEncoder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
+    def close(self) -> None:
+        """Stop the worker threads (they are also stopped at interpreter exit)."""
+        with self._lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown()
+            self._pool = None
+
     def batches(self, lengths: Sequence[int], batch_size: int) -> list[list[int]]:
         """Index batches: longest first when sorting, at most batch_size texts and (if set)
         max_batch_tokens padded tokens each."""
@@ -472,10 +488,11 @@ class OnnxEncoder:
                                    max(1, self.batch_size or batch_size))
             jobs = [[rows[i] for i in index] for index in batches]
             if self.parallel == "texts" and self.threads > 1 and len(jobs) > 1:
-                if self._pool is None:
+                if self._pool is None or self._pool_pid != os.getpid():
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-enc")
+                    self._pool_pid = os.getpid()
                 results = self._pool.map(self._run, jobs)  # longest first: balanced finish
             else:
                 results = map(self._run, jobs)
