@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from recommend import selectors
 from search.api import results_payload
-from search.params import InvalidParams, MAX_K, parse_filters
+from search.params import FILTER_NAMES, MAX_K, InvalidParams, parse_filters
 
 MAX_EXAMPLES = selectors.MAX_EXAMPLES
 
@@ -31,8 +31,7 @@ class RecommendInput(serializers.Serializer):
 
     def validate_filters(self, value: dict):
         errors: dict[str, str] = {}
-        allowed = {"published_after", "published_before", "category", "author", "venue",
-                   "task", "method", "dataset"}
+        allowed = set(FILTER_NAMES)
         unknown = set(value) - allowed
         if unknown:
             raise serializers.ValidationError(

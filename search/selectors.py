@@ -234,6 +234,9 @@ class Coverage:
     active: bool
     embedded: int
     total: int
+    # an inactive space older than its aspect's active one: left behind by a newer version,
+    # never filled again (delete it in the admin); not "in progress"
+    superseded: bool = False
 
     @property
     def percent(self) -> float:
@@ -251,4 +254,8 @@ def embedding_coverage() -> list[Coverage]:
         current=Count("embeddings", filter=Q(embeddings__content_hash=F("embeddings__paper__content_hash")))
     ).order_by("-is_active", "name")
     spaces = sorted(spaces, key=lambda s: (s.aspect != "generic", not s.is_active, s.aspect))
-    return [Coverage(s.name, s.aspect, s.is_active, s.current, total) for s in spaces]
+    active_since = {s.aspect: s.created_at for s in spaces if s.is_active}
+    return [Coverage(s.name, s.aspect, s.is_active, s.current, total,
+                     superseded=not s.is_active and s.aspect in active_since
+                     and s.created_at < active_since[s.aspect])
+            for s in spaces]

@@ -65,7 +65,8 @@ def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
 
 def embedding_status(request: HttpRequest) -> HttpResponse:
     """Polled by the page while embeddings are being computed."""
-    coverage = [c for c in selectors.embedding_coverage() if c.active or not c.complete]
+    coverage = [c for c in selectors.embedding_coverage()
+                if c.active or not (c.complete or c.superseded)]
     pending = any(not c.complete for c in coverage)
     return render(request, "search/_status.html", {"coverage": coverage, "pending": pending})
 

@@ -54,3 +54,22 @@ def test_the_status_fragment_shows_embedding_progress(client, fixtures_dir):
     html = client.get("/status/embeddings").content.decode()
 
     assert "5 / 15" in html and "<progress" in html
+
+
+def test_a_superseded_space_is_not_shown_as_in_progress(client, fixtures_dir):
+    from search.models import EmbeddingSpace
+
+    services.papers_ingest_file(path=fixtures_dir / "kaggle-sample.json")
+    old = services.space_for_model()
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)[:3]),
+                          space=old)
+    EmbeddingSpace.objects.filter(pk=old.pk).update(is_active=False)
+    current = EmbeddingSpace.objects.create(
+        name="newer", model_name=old.model_name, model_version="newer", dimension=old.dimension,
+        aspect="generic", is_active=True)
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
+                          space=current)
+
+    html = client.get("/status/embeddings").content.decode()
+
+    assert "15 papers, all embedded" in html and "every 3s" not in html
