@@ -151,6 +151,12 @@ ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" 
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
 HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=200_000)
+# Graph degree of the halfvec HNSW index (pgvector's default is 16); chosen by
+# `manage.py bench_scale graph`, see docs/benchmarks.md. Applies to indexes built from now on.
+HNSW_HALFVEC_M = env.int("HNSW_HALFVEC_M", default=12)
+# Candidates per result an iterative (filtered) scan collects before the float re-sort: in
+# relaxed order the first k rows that pass a filter are not always the k nearest.
+HNSW_ITERATIVE_OVERSAMPLE = env.int("HNSW_ITERATIVE_OVERSAMPLE", default=2)
 # Default vector precision: exact | float | halfvec | binary (chosen by measurement, see
 # docs/benchmarks.md); a request may override it with ?precision=.
 SEARCH_PRECISION = env.str("SEARCH_PRECISION", default="halfvec")

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.db import connection
 from django.utils.html import format_html
 
-from search import selectors
+from search import selectors, services
 from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
 
 
@@ -31,8 +31,21 @@ class PaperAdmin(admin.ModelAdmin):
 @admin.register(EmbeddingSpace)
 class EmbeddingSpaceAdmin(admin.ModelAdmin):
     list_display = ("name", "aspect", "model_name", "dimension", "is_active", "coverage",
-                    "index_sizes")
-    readonly_fields = ("created_at",)
+                    "code_version", "index_sizes")
+    readonly_fields = ("created_at", "code_version")
+    actions = ["build_code", "refit_code"]
+
+    @admin.action(description="Build the ternary code + index (background job)")
+    def build_code(self, request, queryset):
+        for space in queryset:
+            job = services.space_code_job_create(space=space, user=request.user)
+            self.message_user(request, f"queued job {job.pk} for {space.name}")
+
+    @admin.action(description="Refit the ternary code thresholds and rebuild (background job)")
+    def refit_code(self, request, queryset):
+        for space in queryset:
+            job = services.space_code_job_create(space=space, refit=True, user=request.user)
+            self.message_user(request, f"queued job {job.pk} for {space.name}")
 
     @admin.display(description="coverage")
     def coverage(self, space: EmbeddingSpace) -> str:
@@ -46,7 +59,8 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT indexname, pg_size_pretty(pg_relation_size(indexname::regclass)) "
-                "FROM pg_indexes WHERE tablename = 'search_paperembedding' AND indexname LIKE %s "
+                "FROM pg_indexes WHERE tablename IN ('search_paperembedding', 'search_papercode') "
+                "AND indexname LIKE %s "
                 "ORDER BY indexname", [f"emb_s{space.pk}_%"])
             rows = cursor.fetchall()
         return ", ".join(f"{name.split('_')[2]}: {size}" for name, size in rows) or "-"

@@ -22,7 +22,7 @@ from recommend.selectors import paper_similar_explained
 from search import selectors, services
 from search.models import Job, Paper
 from search.params import (
-    FILTER_NAMES, InvalidParams, parse_filters, parse_k, parse_search_params,
+    FILTER_NAMES, PRECISIONS, InvalidParams, parse_filters, parse_k, parse_search_params,
 )
 
 
@@ -101,7 +101,7 @@ class SearchAPI(APIView):
             OpenApiParameter("k", int, description="number of results, 1-100 (default 10)"),
             OpenApiParameter("mode", str, enum=["semantic", "keyword", "hybrid"]),
             OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.3"),
-            OpenApiParameter("precision", str, enum=["exact", "float", "halfvec", "binary"],
+            OpenApiParameter("precision", str, enum=list(PRECISIONS),
                              description="vector precision mode; default set by the operator"),
             *_filter_parameters(),
         ],

@@ -404,6 +404,15 @@ class OnnxEncoder:
         self.name = f"onnx-{kind}:{manifest['source_name']}"
         self.version = manifest["version"] if kind == "int8" else f"{manifest['version']}-{kind}"
         self.dimension = int(manifest["dimension"])
+        # The model this export was made from, as its own encoder names itself: artifacts
+        # trained on the source's vectors (the aspect adapters) apply to the export too.
+        source_dir = Path(manifest.get("source_dir", ""))
+        if source_dir.is_dir():
+            from search.embedders import _model_version
+
+            self.source_key = f"{manifest['source_name']}@{_model_version(source_dir)}"
+        else:
+            self.source_key = f"{self.name}@{self.version}"
         self.max_seq_length = int(manifest["key"]["max_seq_length"])
         self.threads = threads or cpu_count()
         self.parallel = parallel

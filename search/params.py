@@ -15,7 +15,7 @@ MODES = ("semantic", "keyword", "hybrid")
 # Hybrid with the semantic list at weight 0.3 found known items best (`manage.py bench modes`,
 # docs/benchmarks.md): MRR@10 1.0 on titles, 0.84 on abstract sentences vs 0.79 keyword-only.
 DEFAULT_SEMANTIC_WEIGHT = 0.3
-PRECISIONS = ("exact", "float", "halfvec", "binary")
+PRECISIONS = ("exact", "float", "halfvec", "binary", "ternary")
 DEFAULT_MODE = "hybrid"
 MAX_K = 100
 MAX_QUERY_CHARS = 1000

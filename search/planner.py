@@ -3,8 +3,10 @@
 A filter must never make a query come back short (pgvector applies WHERE after the HNSW scan,
 so a rare category can return 2 of 10 results). The planner:
 - no filter: an HNSW index scan (ef_search from settings, at least k);
-- a filter matching few papers (<= EXACT_SCAN_MAX, counted through the B-tree / GIN indexes
-  with a capped count): exact distance ranking over just those rows: fast *and* exact;
+- a filter matching few papers (<= EXACT_SCAN_MAX, or under EXACT_SCAN_FRACTION of a big
+  corpus; counted through the B-tree / GIN indexes with a capped count): exact distance
+  ranking over just those rows: exact, and cheaper than a graph walk that skips most of what
+  it meets;
 - a broad filter: HNSW with pgvector 0.8's iterative scan, which keeps walking the graph
   until enough rows pass the filter (bounded by hnsw.max_scan_tuples);
 - whenever an index scan still returns fewer than k, exact ranking over the filter.
@@ -13,9 +15,13 @@ EXACT_SCAN_MAX is set from measurement (docs/benchmarks.md, `manage.py bench fil
 Precision modes (issue #4), all returning cosine similarity of the *full* vectors:
 - exact:   float scan, no index (the reference);
 - float:   HNSW on vector(dim);
-- halfvec: HNSW on halfvec(dim) (half the index memory), re-scored with the float vector;
+- halfvec: HNSW on halfvec(dim), graph degree m=12 searched at ef_search >= 150 (half the
+           index memory, float's recall), re-scored with the float vector;
 - binary:  HNSW on bit(dim) by Hamming distance for k * oversample candidates, then rerank
            by the float vector (the index is 32x smaller than float's).
+- ternary: the same on the 2-bit-per-dimension ternary code (search.codes): a richer code,
+           so fewer candidates to rerank; falls back to halfvec until the space's code is
+           built (search.services.space_build_code).
 """
 
 from __future__ import annotations
@@ -30,29 +36,50 @@ from django.conf import settings
 from django.db import connection, transaction
 from pgvector import Bit, HalfVector, Vector
 
+from search import codes
 from search.models import EmbeddingSpace
 from search.params import PRECISIONS, SearchFilters  # noqa: F401 - re-exported
 
-EXACT_SCAN_MAX = 20_000
+EXACT_SCAN_MAX = 3_000
+# ...or, on a big corpus, below this share of it: at 1M papers a 1% filter (10k rows) ranked
+# exactly in ~200 ms with recall 1.0, while the iterative scan took ~380 ms (p95) for recall
+# 0.78, its graph walk skipping 99% of what it met (docs/benchmarks.md, `bench_scale filtered`).
+EXACT_SCAN_FRACTION = 0.02
 
 
 @dataclass(frozen=True)
 class IndexMode:
     """How one precision mode scans its index."""
 
-    column: str  # column expression before the fixed-dimension cast
+    column: str  # column before the fixed-dimension cast (pc.* = the code table)
     cast: str  # pgvector type of the index expression
     operator: str  # distance operator the index serves
-    literal: type  # pgvector class that renders the query literal
     oversample: int = 1  # candidates per result fetched from the index before the rerank
+    ef_search_min: int = 0  # a floor under settings.HNSW_EF_SEARCH for this mode's graph
 
 
 INDEX_MODES = {
-    "float": IndexMode("embedding", "vector", "<=>", Vector),
-    "halfvec": IndexMode("embedding_half", "halfvec", "<=>", HalfVector),
+    "float": IndexMode("embedding", "vector", "<=>"),
+    # ef_search 150 on the m=12 graph: float's recall at 0.51x its index (`bench_scale graph`)
+    "halfvec": IndexMode("embedding_half", "halfvec", "<=>", ef_search_min=150),
     # oversample 40: the smallest that kept recall@10 >= 0.95 at 74.7k (docs/benchmarks.md)
-    "binary": IndexMode("embedding_bit", "bit", "<~>", Bit, oversample=40),
+    "binary": IndexMode("embedding_bit", "bit", "<~>", oversample=40),
+    # oversample 10: see docs/benchmarks.md (`bench_scale precision`)
+    "ternary": IndexMode("pc.code", "bit", "<~>", oversample=10),
 }
+
+
+def index_literal(space: EmbeddingSpace, precision: str, vector: np.ndarray) -> tuple[int, str]:
+    """(dimension of the index expression, query literal) for a precision mode."""
+    dim = int(space.dimension)
+    if precision == "binary":
+        return dim, Bit(vector > 0).to_text()
+    if precision == "ternary":
+        thresholds = np.asarray(space.code_thresholds, dtype=np.float32)
+        return codes.code_bits(dim, thresholds), Bit(codes.encode(vector, thresholds)[0]).to_text()
+    if precision == "halfvec":
+        return dim, HalfVector(vector.astype(np.float16)).to_text()
+    return dim, Vector(vector).to_text()
 
 
 # --- filters as SQL ---------------------------------------------------------------------------
@@ -111,6 +138,20 @@ def count_matching(filters: SearchFilters, *, cap: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+def exact_scan_threshold() -> int:
+    """Matching papers up to which the planner ranks exactly instead of walking the graph."""
+    return max(EXACT_SCAN_MAX, int(EXACT_SCAN_FRACTION * corpus_size()))
+
+
+def corpus_size() -> int:
+    """Papers in the corpus as Postgres last estimated them (pg_class.reltuples: free, and
+    close enough to scale a threshold); 0 before the table was first analysed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'search_paper'::regclass")
+        row = cursor.fetchone()
+    return max(0, int(row[0])) if row else 0
+
+
 # --- the planner ------------------------------------------------------------------------------
 
 def vector_ranking(
@@ -120,12 +161,16 @@ def vector_ranking(
 ) -> tuple[list[tuple[int, float]], dict[str, Any]]:
     """Top-k (paper id, cosine similarity) in `space`, honouring filters; never short."""
     precision = precision or settings.SEARCH_PRECISION
-    exact_scan_max = EXACT_SCAN_MAX if exact_scan_max is None else exact_scan_max
+    if exact_scan_max is None:
+        exact_scan_max = exact_scan_threshold()
     where, params = filter_sql(filters)
     if exclude_ids:
         where += " AND NOT (p.id = ANY(%s))"
         params.append(list(exclude_ids))
     plan: dict[str, Any] = {"space": space.name, "precision": precision}
+    if precision == "ternary" and not space.code_version:
+        precision = plan["precision"] = "halfvec"
+        plan["note"] = "the ternary code of this space is not built yet: used halfvec"
     started = time.perf_counter()
     if precision == "exact":
         plan["plan"] = "exact"
@@ -142,7 +187,9 @@ def vector_ranking(
         else:
             plan["plan"] = "hnsw_iterative"
             rows = index_scan(space, vector, k, where, params, precision=precision,
-                              iterative=True)
+                              iterative=True,
+                              oversample=max(INDEX_MODES[precision].oversample,
+                                             int(settings.HNSW_ITERATIVE_OVERSAMPLE)))
     if len(rows) < k and plan["plan"] not in ("exact", "exact_filtered"):
         # A half-embedded corpus, or a filter the graph walk could not satisfy within
         # max_scan_tuples: never return short while matching rows exist.
@@ -158,23 +205,27 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
                ) -> list[tuple[int, float]]:
     """HNSW scan in one precision, re-scored (and for binary, reranked) with float vectors."""
     mode = INDEX_MODES[precision]
-    dim, sid = int(space.dimension), int(space.pk)
+    sid = int(space.pk)
+    dim, literal = index_literal(space, precision, vector)
     candidates = k * (oversample or mode.oversample)
-    literal = mode.literal(vector > 0 if mode.literal is Bit else
-                           vector.astype(np.float16) if mode.literal is HalfVector else vector)
     # The index expression and the `space_id = <literal>` predicate must match the partial
     # index exactly, or Postgres will not use it.
-    order = f"e.{mode.column}::{mode.cast}({dim}) {mode.operator} %s::{mode.cast}({dim})"
+    column = mode.column if "." in mode.column else f"e.{mode.column}"
+    order = f"{column}::{mode.cast}({dim}) {mode.operator} %s::{mode.cast}({dim})"
     # Only join the paper table when a filter needs it. The stale-vector check
     # (content_hash) sits outside the ordered scan: inside, Postgres multiplies the two join
     # selectivities, estimates one row, and prefers "join everything, then sort" over the
     # index (measured: an exact scan at 20x the latency).
     join = "JOIN search_paper p ON p.id = e.paper_id" if where != "TRUE" else ""
+    # The ternary codes live in their own table; its partial index is per space_id there.
+    alias = column.split(".")[0]
+    source = ("search_papercode pc JOIN search_paperembedding e ON e.id = pc.embedding_id"
+              if alias == "pc" else "search_paperembedding e")
     sql = f"""
         WITH candidates AS MATERIALIZED (
             SELECT e.paper_id AS id, e.embedding, e.content_hash
-            FROM search_paperembedding e {join}
-            WHERE e.space_id = {sid} AND {where}
+            FROM {source} {join}
+            WHERE {alias}.space_id = {sid} AND {where}
             ORDER BY {order}
             LIMIT %s
         )
@@ -182,7 +233,7 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
         FROM candidates c JOIN search_paper cp ON cp.id = c.id AND cp.content_hash = c.content_hash
         ORDER BY distance, c.id LIMIT %s
     """
-    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), candidates)
+    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), mode.ef_search_min, candidates)
     # SET LOCAL lasts until the end of the transaction, so the query runs inside it.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SET LOCAL hnsw.ef_search = {min(int(ef), 1000)}")
@@ -192,7 +243,7 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
         if iterative:
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
-        cursor.execute(sql, [*params, literal.to_text(), candidates,
+        cursor.execute(sql, [*params, literal, candidates,
                              Vector(vector).to_text(), k])
         return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
 

@@ -16,9 +16,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pgvector import Bit, HalfVector, Vector
 
+from search import codes
 from search.embedders import content_hash, get_encoder, paper_text
 from search.ingest import PaperRecord, count_rows, read_rows
-from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.models import EmbeddingSpace, Job, Paper, PaperCode, PaperEmbedding
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,8 @@ def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
         f"CREATE INDEX IF NOT EXISTS emb_s{sid}_float_hnsw ON search_paperembedding "
         f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE space_id = {sid}",
         f"CREATE INDEX IF NOT EXISTS emb_s{sid}_half_hnsw ON search_paperembedding "
-        f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) WHERE space_id = {sid}",
+        f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) "
+        f"WITH (m = {int(settings.HNSW_HALFVEC_M)}) WHERE space_id = {sid}",
         f"CREATE INDEX IF NOT EXISTS emb_s{sid}_bit_hnsw ON search_paperembedding "
         f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
     ]
@@ -339,6 +341,194 @@ def space_activate_when_complete(*, aspect: str = "generic") -> EmbeddingSpace |
     return target
 
 
+# --- the ternary code (search.codes) -------------------------------------------------------------
+
+CODE_FIT_MIN = 1_000  # vectors a space needs before its thresholds are worth fitting
+CODE_BATCH = 5_000
+
+
+def space_code_thresholds(space: EmbeddingSpace) -> np.ndarray | None:
+    """The space's current thresholds, read fresh (a long task's space object may predate
+    the fit), or None before they are fitted."""
+    value = (EmbeddingSpace.objects.filter(pk=space.pk)
+             .values_list("code_thresholds", flat=True).first())
+    return None if value is None else np.asarray(value, dtype=np.float32)
+
+
+def space_codes_missing(space: EmbeddingSpace) -> int:
+    """Vectors of a space with fitted thresholds that still lack their code."""
+    if not space.code_version:
+        return 0
+    return PaperEmbedding.objects.filter(space=space, code__isnull=True).count()
+
+
+def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
+                     on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """Fit the space's ternary thresholds (once, or again with `refit`), write the code of
+    every vector that lacks it, and build its HNSW index. Idempotent and resumable: a crash
+    leaves NULL codes that the next run (or the periodic sweep) fills.
+
+    on_progress(phase, done, total) is called as work advances.
+    """
+    report = (on_progress or (lambda phase, done, total: None))
+    sid = int(space.pk)
+    if refit or space.code_thresholds is None:
+        report("fit", 0, 1)
+        with connection.cursor() as cursor:
+            cursor.execute(  # a uniform sample; the float copy, as the writers use
+                "SELECT embedding::text FROM search_paperembedding WHERE space_id = %s "
+                "ORDER BY random() LIMIT %s", [sid, codes.FIT_SAMPLE])
+            sample = [_vector_from_text(r[0]) for r in cursor.fetchall()]
+        if not sample:
+            raise ValueError(f"space {space.name} has no vectors to fit a code on")
+        thresholds = codes.fit_thresholds(np.stack(sample))
+        with transaction.atomic():
+            EmbeddingSpace.objects.filter(pk=sid).update(
+                code_thresholds=thresholds.tolist(), code_version=codes.version(thresholds))
+            if refit:  # old codes (and their graph) are meaningless under new thresholds
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP INDEX IF EXISTS emb_s{sid}_code_hnsw")
+                PaperCode.objects.filter(space_id=sid).delete()
+        space.refresh_from_db()
+        report("fit", 1, 1)
+    thresholds = np.asarray(space.code_thresholds, dtype=np.float32)
+    total = space_codes_missing(space)
+    done, after = 0, 0
+    report("encode", 0, total)
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # FOR SHARE: a writer replacing one of these vectors waits until our codes are in,
+            # then rewrites or deletes the code itself, so no code outlives its vector.
+            cursor.execute(
+                "SELECT e.id, e.embedding::text FROM search_paperembedding e "
+                "WHERE e.space_id = %s AND e.id > %s AND NOT EXISTS "
+                "(SELECT 1 FROM search_papercode c WHERE c.embedding_id = e.id) "
+                "ORDER BY e.id LIMIT %s FOR SHARE OF e SKIP LOCKED", [sid, after, CODE_BATCH])
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            after = rows[-1][0]
+            bits = codes.encode(np.stack([_vector_from_text(v) for _, v in rows]), thresholds)
+            cursor.executemany(
+                "INSERT INTO search_papercode (embedding_id, space_id, code) "
+                "VALUES (%s, %s, %s::varbit) ON CONFLICT (embedding_id) DO NOTHING",
+                [(pk, sid, Bit(b).to_text()) for (pk, _), b in zip(rows, bits)])
+        done += len(rows)
+        report("encode", done, max(total, done))
+    space_ensure_code_index(space=space, on_progress=report)
+    return {"space": space.name, "code_version": space.code_version, "encoded": done}
+
+
+def space_ensure_code_index(*, space: EmbeddingSpace,
+                            on_progress: Callable[[str, int, int], None] | None = None) -> None:
+    """The partial HNSW index (Hamming) on the ternary codes. Built after the codes are
+    written: one bulk build is much faster than growing the graph row by row. Progress comes
+    from pg_stat_progress_create_index, read by a second connection while the build runs."""
+    dim, sid = codes.code_bits(space.dimension, space.code_thresholds), int(space.pk)
+    name = f"emb_s{sid}_code_hnsw"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s", [name])
+        if cursor.fetchone():
+            return
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    watcher = _IndexBuildWatcher(pid, on_progress) if on_progress else None
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
+                f"((code::bit({dim})) bit_hamming_ops) "
+                f"WHERE space_id = {sid}")
+    finally:
+        if watcher:
+            watcher.stop()
+
+
+def space_code_job_create(*, space: EmbeddingSpace, refit: bool = False, user=None) -> Job:
+    """A queued background job building the space's ternary code and index."""
+    from search.tasks import build_space_code
+
+    job = Job.objects.create(
+        kind=Job.Kind.INDEX, description=f"ternary code + index for {space.name}",
+        params={"space_id": space.pk, "refit": refit}, created_by=user)
+    build_space_code.delay_on_commit(job.pk)
+    return job
+
+
+def space_code_job_pending(space: EmbeddingSpace) -> bool:
+    return Job.objects.filter(kind=Job.Kind.INDEX, params__space_id=space.pk,
+                              status__in=(Job.Status.QUEUED, Job.Status.RUNNING)).exists()
+
+
+def space_code_job_run(*, job: Job) -> Job:
+    """Run a code-building job, recording each phase's progress on the job."""
+    space = EmbeddingSpace.objects.filter(pk=job.params["space_id"]).first()
+    if space is None:
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, finished_at=timezone.now(),
+                                             message="the embedding space was deleted")
+        return job
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.RUNNING, started_at=timezone.now())
+
+    def save_progress(phase: str, done: int, total: int) -> None:
+        Job.objects.filter(pk=job.pk).update(processed=done, total=total,
+                                             message=_CODE_PHASES.get(phase, phase))
+
+    try:
+        result = space_build_code(space=space, refit=bool(job.params.get("refit")),
+                                  on_progress=save_progress)
+    except ValueError as exc:  # nothing to fit on yet
+        Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, message=str(exc),
+                                             finished_at=timezone.now())
+    else:
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.DONE, stats=result, finished_at=timezone.now(),
+            message=f"{result['encoded']} codes written (thresholds {result['code_version']}), "
+                    "index ready")
+    job.refresh_from_db()
+    return job
+
+
+_CODE_PHASES = {"fit": "fitting thresholds", "encode": "writing codes",
+                "index": "building the HNSW index"}
+
+
+def _vector_from_text(text: str) -> np.ndarray:
+    return np.asarray(text[1:-1].split(","), dtype=np.float32)
+
+
+class _IndexBuildWatcher:
+    """Reports an index build's progress (tuples done / total) every second from its own
+    database connection (the building one is busy)."""
+
+    def __init__(self, pid: int, on_progress: Callable[[str, int, int], None]) -> None:
+        import threading
+
+        self.pid, self.on_progress = pid, on_progress
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        try:
+            while not self.done.wait(1.0):
+                with connections["default"].cursor() as cursor:
+                    cursor.execute(
+                        "SELECT tuples_done, tuples_total FROM pg_stat_progress_create_index "
+                        "WHERE pid = %s", [self.pid])
+                    row = cursor.fetchone()
+                if row:
+                    self.on_progress("index", int(row[0] or 0), int(row[1] or 0))
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+
+
 # --- embedding ----------------------------------------------------------------------------------
 
 def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
@@ -346,6 +536,11 @@ def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
     literals of pgvector's types (psycopg needs no adapter registration for these)."""
     return (Vector(vector).to_text(), HalfVector(vector.astype(np.float16)).to_text(),
             Bit(vector > 0).to_text())
+
+
+def code_literal(vector: np.ndarray, thresholds: np.ndarray | None) -> str | None:
+    """The vector's ternary code as a bit literal, or None while the space has no thresholds."""
+    return None if thresholds is None else Bit(codes.encode(vector, thresholds)[0]).to_text()
 
 
 def papers_embed(
@@ -392,12 +587,14 @@ def papers_embed(
                                         generic=generic, aspects=[t.aspect for t in aspect_spaces])
         for target in group:
             vectors, evidence = per_aspect.get(target.aspect, (generic, [[] for _ in papers]))
-            rows = [
-                (pk, target.pk, *quantized_copies(vector), digest, json.dumps(sentences), pk)
-                for (pk, _, _, digest), vector, sentences in zip(papers, vectors, evidence)
-                if pk in todo_by_space[target.pk]
-            ]
-            _write_vectors(rows)
+            thresholds = space_code_thresholds(target)
+            rows, code_rows = [], []
+            for (pk, _, _, digest), vector, sentences in zip(papers, vectors, evidence):
+                if pk in todo_by_space[target.pk]:
+                    rows.append((pk, target.pk, *quantized_copies(vector), digest,
+                                 json.dumps(sentences), pk))
+                    code_rows.append((pk, code_literal(vector, thresholds)))
+            _write_vectors(target.pk, rows, code_rows)
             written += len(rows)
     return written
 
@@ -419,7 +616,10 @@ def _generic_vectors(encoder, papers: list[tuple]) -> np.ndarray:
     return np.stack([stored[p[0]] for p in papers]).astype(np.float32)
 
 
-def _write_vectors(rows: list[tuple]) -> None:
+def _write_vectors(space_id: int, rows: list[tuple], code_rows: list[tuple[int, str | None]]
+                   ) -> None:
+    """Upsert vectors with their half and bit copies, and in the same transaction their
+    ternary codes (or drop a code that would no longer match its vector)."""
     if not rows:
         return
     with transaction.atomic(), connection.cursor() as cursor:
@@ -438,6 +638,18 @@ def _write_vectors(rows: list[tuple]) -> None:
             """,
             rows,
         )
+        fresh = [(code, space_id, pk) for pk, code in code_rows if code is not None]
+        if fresh:
+            cursor.executemany(
+                "INSERT INTO search_papercode (embedding_id, space_id, code) "
+                "SELECT e.id, e.space_id, %s::varbit FROM search_paperembedding e "
+                "WHERE e.space_id = %s AND e.paper_id = %s "
+                "ON CONFLICT (embedding_id) DO UPDATE SET code = EXCLUDED.code", fresh)
+        orphaned = [(space_id, pk) for pk, code in code_rows if code is None]
+        if orphaned:
+            cursor.executemany(
+                "DELETE FROM search_papercode c USING search_paperembedding e "
+                "WHERE c.embedding_id = e.id AND e.space_id = %s AND e.paper_id = %s", orphaned)
 
 
 def queue_embedding(*, paper_ids: Sequence[int], spaces: Sequence[EmbeddingSpace] | None = None

@@ -46,6 +46,14 @@ def ingest_job_run(job_id: int) -> None:
     services.ingest_job_run(job=job)
 
 
+@shared_task(**RETRY)
+def build_space_code(job_id: int) -> None:
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None or job.status in (Job.Status.DONE, Job.Status.FAILED):
+        return
+    services.space_code_job_run(job=job)
+
+
 @shared_task(acks_late=True, max_retries=0)
 def embed_missing() -> int:
     """Queue papers that have no current vector in the configured space.
@@ -70,10 +78,24 @@ def embed_missing() -> int:
             missing.update(ids)
         else:
             services.space_activate_when_complete(aspect=space.aspect)
+        _queue_code_build(space)
     if missing:
         # papers_embed skips, per space, whatever is already current
         services.queue_embedding(paper_ids=sorted(missing), spaces=spaces)
     return len(missing)
+
+
+def _queue_code_build(space: EmbeddingSpace) -> None:
+    """Fit a space's ternary code once it has enough vectors; fill codes a write missed."""
+    if services.space_code_job_pending(space):
+        return
+    if space.code_version:
+        needed = services.space_codes_missing(space) > 0
+    else:
+        needed = space.embeddings.count() >= services.CODE_FIT_MIN
+    if needed:
+        log.info("embed_missing: queueing the ternary code build for %s", space.name)
+        services.space_code_job_create(space=space)
 
 
 @shared_task(max_retries=0)

@@ -84,8 +84,12 @@ def test_the_first_space_of_an_aspect_is_active_and_gets_hnsw_indexes():
         cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s",
                        [f"emb_s{space.pk}_%"])
         names = sorted(r[0] for r in cursor.fetchall())
-    assert names == [f"emb_s{space.pk}_bit_hnsw", f"emb_s{space.pk}_float_hnsw",
-                     f"emb_s{space.pk}_half_hnsw"]
+        assert names == [f"emb_s{space.pk}_bit_hnsw", f"emb_s{space.pk}_float_hnsw",
+                         f"emb_s{space.pk}_half_hnsw"]
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s",
+                       [f"emb_s{space.pk}_half_hnsw"])
+        options = cursor.fetchone()[0]
+    assert options == ["m=12"]  # the measured graph degree for halfvec (HNSW_HALFVEC_M)
 
 
 def test_a_new_model_space_is_switched_on_only_when_complete(settings):

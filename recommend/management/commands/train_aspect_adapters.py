@@ -24,7 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 from recommend import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
 from recommend.aspects.methods import AdapterMethod, GenericMethod, MixtureMethod
-from search.embedders import get_encoder
+from search.embedders import get_encoder, model_key
 
 SEED = 13
 
@@ -90,6 +90,6 @@ class Command(BaseCommand):
                             "seconds": round(time.time() - started, 1)}
             self.stdout.write(f"{aspect}: best epoch {info[aspect]['best_epoch']}, "
                               f"alpha {alpha}, {info[aspect]['seconds']} s")
-        version = adapters.save(out, model=f"{encoder.name}@{encoder.version}",
+        version = adapters.save(out, model=model_key(encoder),
                                 adapters=trained, info=info)
         self.stdout.write(f"wrote {out} (version {version})")

@@ -116,18 +116,6 @@ def overridden(**values: Any):
             setattr(settings, name, value)
 
 
-@contextmanager
-def index_forced():
-    """Run inside a transaction with enable_sort = off. History: the first planner.index_scan
-    joined search_paper on (id, content_hash) inside the ordered scan; Postgres multiplied the
-    two equality selectivities, estimated 1 row and preferred "join everything, sort" over
-    the HNSW index. planner.index_scan now has the fix itself; this variant (sorts priced out
-    for the whole call, count and exact paths included) stays as a cross-check."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_sort = off")
-        yield
-
-
 class PeakRss:
     """Samples a process's resident memory in a thread; `peak` is the largest value seen since
     the last reset (in KiB). Used on the Postgres backend while it builds an index."""
@@ -169,7 +157,10 @@ class Command(BaseCommand):
         precision = sub.add_parser("precision", help="exact / float / halfvec / binary + peer")
         precision.add_argument("--clients", default="1,4")
         precision.add_argument("--no-peer", action="store_true")
-        for p in (load, filtered, precision):
+        graph = sub.add_parser("graph", help="halfvec HNSW graph degree (m): size vs recall")
+        graph.add_argument("--m", default="16,12,10", help="values of m to build, in turn")
+        graph.add_argument("--ef", default="100,150", help="ef_search values to measure each at")
+        for p in (load, filtered, precision, graph):
             p.add_argument("--database-url", default=None,
                            help="bench database (default: DATABASE_URL)")
             p.add_argument("--json", type=Path, help="also write the results here")
@@ -308,8 +299,10 @@ class Command(BaseCommand):
                     copy.write_row((row[0], space.pk, literal, literal, bit, row[8], now,
                                     *["[]"] * len(extra)))
 
-    def build_indexes(self, space: EmbeddingSpace) -> list[dict[str, Any]]:
-        """space_ensure_indexes, with each CREATE INDEX timed (and the backend's peak RSS)."""
+    def build_indexes(self, space: EmbeddingSpace, build: Callable[[], Any] | None = None
+                      ) -> list[dict[str, Any]]:
+        """space_ensure_indexes (or `build`), with each CREATE INDEX timed (and the backend's
+        peak RSS)."""
         with connection.cursor() as cursor:
             cursor.execute("SET maintenance_work_mem = '8GB'")
             cursor.execute("SET max_parallel_maintenance_workers = 2")
@@ -332,7 +325,7 @@ class Command(BaseCommand):
 
         try:
             with connection.execute_wrapper(timed):
-                services.space_ensure_indexes(space=space)
+                (build or (lambda: services.space_ensure_indexes(space=space)))()
         finally:
             sampler.stop()
         return builds
@@ -368,33 +361,28 @@ class Command(BaseCommand):
             last_plan["plan"] = plan["plan"]
             return [pid for pid, _ in ranked]
 
-        def run_planner_forced(v, f):
-            with index_forced():
-                ranked, plan = planner.vector_ranking(space=space, vector=v, k=K, filters=f)
-            last_plan["forced"] = plan["plan"]
-            return [pid for pid, _ in ranked]
-
         variants = {
             "planner": run_planner,
-            "planner, index forced": run_planner_forced,
             "post-filter HNSW": lambda v, f: post_filter_hnsw(space, v, K, f),
             "exact": lambda v, f: [pid for pid, _ in exact(space, v, K, f)],
         }
         self.warm_up(space, queries)
         unfiltered: list[float] = []
-        unfiltered_as_is: list[float] = []
         stats = {(fi, name): {"ms": [], "recall": [], "short": 0, "plans": Counter()}
                  for fi in range(len(filters)) for name in variants}
         truth: dict[tuple[int, int], list[int]] = {}
-        for qi, vector in enumerate(queries):
-            t0 = time.perf_counter()
-            with index_forced():
-                planner.vector_ranking(space=space, vector=vector, k=K, filters=SearchFilters())
-            unfiltered.append((time.perf_counter() - t0) * 1000)
+        def run_unfiltered(vector) -> None:
             t0 = time.perf_counter()
             planner.vector_ranking(space=space, vector=vector, k=K, filters=SearchFilters())
-            unfiltered_as_is.append((time.perf_counter() - t0) * 1000)
+            unfiltered.append((time.perf_counter() - t0) * 1000)
+
+        for qi, vector in enumerate(queries):
+            # The unfiltered baseline runs at a rotating place among the filters too: run first
+            # every time, it alone would pay for the query's cold pages.
+            unfiltered_at = qi % (len(filters) + 1)
             for fi, chosen in enumerate(filters):
+                if fi == unfiltered_at:
+                    run_unfiltered(vector)
                 order = list(variants)  # rotate who goes first: no variant always gets a cold cache
                 order = order[qi % len(order):] + order[:qi % len(order)]
                 got: dict[str, list[int]] = {}
@@ -404,23 +392,20 @@ class Command(BaseCommand):
                     stats[fi, name]["ms"].append((time.perf_counter() - t0) * 1000)
                 truth[qi, fi] = got["exact"]
                 stats[fi, "planner"]["plans"][last_plan["plan"]] += 1
-                stats[fi, "planner, index forced"]["plans"][last_plan["forced"]] += 1
                 for name, ids in got.items():
                     s = stats[fi, name]
                     s["recall"].append(recall(ids, got["exact"]))
                     s["short"] += len(ids) < min(K, chosen["matches"])
+            if unfiltered_at == len(filters):
+                run_unfiltered(vector)
             if qi % 20 == 19:
                 self.stdout.write(f"  {qi + 1}/{len(queries)} queries")
         unf = ms_stats(unfiltered)
-        unf_as_is = ms_stats(unfiltered_as_is)
-        self.say(f"\nunfiltered, planner: p50 {unf_as_is['p50_ms']} ms, "
-                 f"p95 {unf_as_is['p95_ms']} ms")
         for f in filters:  # the baseline's plan: must be the HNSW index, filtered afterwards
             f["post_filter_plan"] = post_filter_hnsw(space, queries[0], K, f["filters"],
                                                      explain=True)
         rows = self.report_filtered(filters, variants, stats, unf)
         result = {"indexed": total, "queries": len(queries), "k": K, "unfiltered_hnsw": unf,
-                  "unfiltered_planner_as_is": unf_as_is,
                   "filters": [{**f, "filters": repr(f["filters"])} for f in filters], "rows": rows}
         if not no_sweep:
             n_sweep = sweep_queries or max(20, len(queries) // 2)
@@ -431,7 +416,7 @@ class Command(BaseCommand):
         """One pass of every scan over a few queries, so first-touch I/O is not measured."""
         for vector in queries[:5]:
             exact(space, vector, K, SearchFilters())
-            for precision in ("float", "halfvec", "binary"):
+            for precision in ("float", "halfvec", "binary") + (("ternary",) if space.code_version else ()):
                 planner.index_scan(space, vector, K, "TRUE", [], precision=precision,
                                    iterative=False)
 
@@ -469,7 +454,7 @@ class Command(BaseCommand):
         return chosen
 
     def report_filtered(self, filters, variants, stats, unf) -> list[dict[str, Any]]:
-        self.say(f"unfiltered HNSW (planner, no filter, index forced): p50 {unf['p50_ms']} ms, "
+        self.say(f"\nunfiltered HNSW (the planner, no filter): p50 {unf['p50_ms']} ms, "
                  f"p95 {unf['p95_ms']} ms")
         rows, table = [], []
         for fi, f in enumerate(filters):
@@ -499,13 +484,18 @@ class Command(BaseCommand):
     def sweep(self, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
         """Planner settings one at a time around the defaults, interleaved per query."""
         all_filters = filters
-        default = {"exact_scan_max": planner.EXACT_SCAN_MAX,
+        default = {"exact_scan_max": planner.exact_scan_threshold(),
                    "max_scan_tuples": settings.HNSW_MAX_SCAN_TUPLES,
-                   "ef_search": settings.HNSW_EF_SEARCH}
+                   "ef_search": settings.HNSW_EF_SEARCH,
+                   "oversample": settings.HNSW_ITERATIVE_OVERSAMPLE}
         configs = [default]
-        configs += [{**default, "exact_scan_max": v} for v in (2_000, 5_000, 10_000, 50_000, 100_000)]
-        configs += [{**default, "max_scan_tuples": v} for v in (10_000, 20_000, 100_000, 200_000)]
-        configs += [{**default, "ef_search": v} for v in (40, 64, 200)]
+        configs += [{**default, "exact_scan_max": v} for v in (1_000, 3_000, 10_000, 20_000)]
+        configs += [{**default, "ef_search": v} for v in (64, 100, 200)]
+        configs += [{**default, "oversample": v} for v in (1, 2, 4)]
+        configs += [{**default, "max_scan_tuples": v} for v in (20_000, 100_000)]
+        configs += [{**default, "exact_scan_max": e, "ef_search": 200, "oversample": o}
+                    for e in (1_000, 3_000) for o in (2, 4)]
+        configs = [c for i, c in enumerate(configs) if c not in configs[:i]]  # no repeats
         # Filters under the smallest EXACT_SCAN_MAX tried take the exact path in every config:
         # nothing here changes them, so they are left out (their numbers are in the main table).
         filters = [f for f in filters if f["matches"] > min(c["exact_scan_max"] for c in configs)]
@@ -518,7 +508,8 @@ class Command(BaseCommand):
                            list(range(len(configs)))[:qi % len(configs)]):
                     c = configs[ci]
                     with overridden(HNSW_MAX_SCAN_TUPLES=c["max_scan_tuples"],
-                                    HNSW_EF_SEARCH=c["ef_search"]), index_forced():
+                                    HNSW_EF_SEARCH=c["ef_search"],
+                                    HNSW_ITERATIVE_OVERSAMPLE=c["oversample"]):
                         t0 = time.perf_counter()
                         got = [pid for pid, _ in planner.vector_ranking(
                             space=space, vector=vector, k=K, filters=f["filters"],
@@ -546,26 +537,92 @@ class Command(BaseCommand):
                         "worst_p95_ms": round(all_p95, 2), "mean_p50_ms": round(mean_p50, 2),
                         "per_filter": per_filter})
             table.append([c["exact_scan_max"], c["max_scan_tuples"], c["ef_search"],
-                          f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
+                          c["oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
                           round(mean_p50, 1), "yes" if passes else "no"])
-        self.say(f"\nplanner settings sweep, index forced ({len(queries)} queries x "
+        self.say(f"\nplanner settings sweep ({len(queries)} queries x "
                  f"{len(filters)} filters per config, interleaved; worst = over all filters; "
                  "ratio = p95 / unfiltered HNSW p95 over filters >= 1%):")
         self.say(markdown_table(["EXACT_SCAN_MAX", "max_scan_tuples", "ef_search",
-                                 "worst recall@10", "short", "worst p95/unfiltered",
+                                 "iterative oversample", "worst recall@10", "short", "worst p95/unfiltered",
                                  "worst p95 ms", "mean p50 ms", "meets targets"], table))
         passing = [o for o in out if o["passes"]] or out
         best = min(passing, key=lambda o: (not o["passes"], o["worst_p95_ms"]))
         self.say(f"\nbest config (meets targets first, then lowest worst-case p95): "
                  f"EXACT_SCAN_MAX={best['exact_scan_max']}, "
                  f"HNSW_MAX_SCAN_TUPLES={best['max_scan_tuples']}, "
-                 f"HNSW_EF_SEARCH={best['ef_search']}")
+                 f"HNSW_EF_SEARCH={best['ef_search']}, "
+                 f"HNSW_ITERATIVE_OVERSAMPLE={best['oversample']}")
         return out
+
+    # --- halfvec graph degree ---------------------------------------------------------------------
+
+    def graph(self, *, m, ef, limit_queries, **_):
+        """Rebuild the halfvec index with each m in turn (same name, so the planner's query
+        uses it), measure index size, build time, recall@10 against exact and latency at each
+        ef_search, next to the float index as built; restore the configured m at the end."""
+        space, queries, total, info = self.bench_setup(limit_queries)
+        truth = [exact_ids(space, v) for v in queries]
+        dim, sid = int(space.dimension), int(space.pk)
+        name = f"emb_s{sid}_half_hnsw"
+        float_size = index_sizes(space)[f"emb_s{sid}_float_hnsw"]
+        table, out = [], []
+
+        def measure(label, precision, ef_search, size, build_s):
+            ms, rec = [], []
+            for v, t in zip(queries, truth):
+                t0 = time.perf_counter()
+                got = [pid for pid, _ in planner.index_scan(
+                    space, v, K, "TRUE", [], precision=precision, iterative=False,
+                    ef_search=ef_search)]
+                ms.append((time.perf_counter() - t0) * 1000)
+                rec.append(recall(got, t))
+            row = {"index": label, "ef_search": ef_search, "recall@10": round(statistics.mean(rec), 4),
+                   **ms_stats(ms), "index_mib": round(size / 2**20, 1),
+                   "x_float": round(size / float_size, 3), "build_s": build_s}
+            out.append(row)
+            table.append([label, ef_search, f"{row['recall@10']:.4f}", row["p50_ms"],
+                          row["p95_ms"], row["index_mib"], f"{row['x_float']:.3f}", build_s])
+
+        efs = [int(e) for e in ef.split(",")]
+        for e in efs:
+            measure("float m=16", "float", e, float_size, "-")
+        with connection.cursor() as cursor:
+            cursor.execute("SET maintenance_work_mem = '8GB'")
+            cursor.execute("SET max_parallel_maintenance_workers = 2")
+            for m_value in [int(x) for x in m.split(",")]:
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+                t0 = time.perf_counter()
+                cursor.execute(
+                    f"CREATE INDEX {name} ON search_paperembedding USING hnsw "
+                    f"((embedding_half::halfvec({dim})) halfvec_cosine_ops) "
+                    f"WITH (m = {m_value}) WHERE space_id = {sid}")
+                build_s = round(time.perf_counter() - t0, 1)
+                size = index_sizes(space)[name]
+                self.stdout.write(f"  halfvec m={m_value}: {size / 2**20:.1f} MiB in {build_s} s")
+                for e in efs:
+                    measure(f"halfvec m={m_value}", "halfvec", e, size, build_s)
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        services.space_ensure_indexes(space=space)  # back to the configured m
+        self.say(f"\nhalfvec HNSW graph degree ({len(queries)} queries, k={K}; recall@10 vs "
+                 "exact; float index as loaded, m=16; ef_construction 64):")
+        self.say(markdown_table(["index", "ef_search", "recall@10", "p50 ms", "p95 ms",
+                                 "index MiB", "x float", "build s"], table))
+        return {"rows": out}
 
     # --- issue B: precision modes -------------------------------------------------------------------
 
     def precision(self, *, seed, limit_queries, clients, no_peer, **_):
         space, queries, total, info = self.bench_setup(limit_queries)
+        if f"emb_s{space.pk}_code_hnsw" not in index_sizes(space):
+            self.say("building the ternary code (fit, encode every vector, index) ...")
+            t0 = time.perf_counter()
+            code_builds = self.build_indexes(
+                space, build=lambda: services.space_build_code(space=space))
+            for b in code_builds:
+                b["with_fit_and_encoding_s"] = round(time.perf_counter() - t0, 1)
+            info["builds"] = [*info.get("builds", []), *code_builds]
+            load_info_path().write_text(json.dumps(info, indent=2))
+            space.refresh_from_db()
         modes = precision_modes(space)
         self.warm_up(space, queries)
         plans = {name: explain_root(space, queries[0], name) for name in modes}
@@ -589,7 +646,8 @@ class Command(BaseCommand):
 
     def report_precision(self, modes, results, sizes, builds, plans, peer, clients):
         client_list = [int(c) for c in clients.split(",")]
-        index_of = {"float": "float_hnsw", "halfvec": "half_hnsw", "binary": "bit_hnsw"}
+        index_of = {"float": "float_hnsw", "halfvec": "half_hnsw", "binary": "bit_hnsw",
+                    "ternary": "code_hnsw"}
         float_size = next((v for k, v in sizes.items() if k.endswith("float_hnsw")), None)
         headers = ["mode", "recall@10"]
         for c in client_list:
@@ -669,25 +727,23 @@ def post_filter_hnsw(space, vector, k: int, filters: SearchFilters, explain: boo
 
 
 def precision_modes(space) -> dict[str, Callable[[np.ndarray], list[int]]]:
-    def index(precision, oversample=None, forced=True):
+    def index(precision, oversample=None):
         def run(v):
-            scan = lambda: [pid for pid, _ in planner.index_scan(  # noqa: E731
+            return [pid for pid, _ in planner.index_scan(
                 space, v, K, "TRUE", [], precision=precision, iterative=False,
                 oversample=oversample)]
-            if not forced:
-                return scan()
-            with index_forced():
-                return scan()
         return run
 
     return {
         "exact": lambda v: exact_ids(space, v),
         "float HNSW": index("float"),
-        "float, planner.py as is": index("float", forced=False),
         "halfvec HNSW + float rescore": index("halfvec"),
         "binary HNSW + rerank x10": index("binary", 10),
         "binary HNSW + rerank x20": index("binary", 20),
         "binary HNSW + rerank x40": index("binary", 40),
+        "ternary HNSW + rerank x4": index("ternary", 4),
+        "ternary HNSW + rerank x10": index("ternary", 10),
+        "ternary HNSW + rerank x20": index("ternary", 20),
     }
 
 
@@ -706,9 +762,7 @@ def explain_root(space, vector, mode: str) -> str:
 
     with connection.execute_wrapper(grab):
         precision_modes(space)[mode](vector)
-    if len(captured) > 1:  # the forced modes run the query inside index_forced()
-        return captured[-1]
-    return captured[0] if captured else "?"
+    return captured[-1] if captured else "?"
 
 
 def run_interleaved(modes, queries):

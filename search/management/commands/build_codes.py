@@ -1,0 +1,50 @@
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from search import services
+from search.models import EmbeddingSpace
+
+
+class Command(BaseCommand):
+    help = ("Fit the ternary code of embedding spaces (search.codes), write every vector's code "
+            "and build its HNSW index, with progress. Idempotent: resumes where it stopped.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--space", action="append", default=[],
+                            help="space name (repeatable); default: the configured spaces")
+        parser.add_argument("--refit", action="store_true",
+                            help="fit the thresholds again and rewrite every code")
+
+    def handle(self, *args, space, refit, **options):
+        if space:
+            spaces = list(EmbeddingSpace.objects.filter(name__in=space))
+            unknown = set(space) - {s.name for s in spaces}
+            if unknown:
+                names = ", ".join(EmbeddingSpace.objects.values_list("name", flat=True))
+                raise CommandError(f"unknown space(s) {', '.join(sorted(unknown))}; "
+                                   f"spaces: {names or 'none yet'}")
+        else:
+            spaces = services.configured_spaces()
+        for target in spaces:
+            bars: dict[str, tqdm] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                bar = bars.get(phase)
+                if bar is None:
+                    bar = bars[phase] = tqdm(total=total, desc=f"{target.name}: {phase}",
+                                             unit="row")
+                bar.total = max(total, 1)
+                bar.n = done
+                bar.refresh()
+
+            try:
+                result = services.space_build_code(space=target, refit=refit,
+                                                   on_progress=progress)
+            except ValueError as exc:
+                self.stderr.write(f"{target.name}: {exc}")
+                continue
+            finally:
+                for bar in bars.values():
+                    bar.close()
+            self.stdout.write(f"{target.name}: {result['encoded']} codes written, "
+                              f"thresholds {result['code_version']}, index ready")

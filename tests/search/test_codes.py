@@ -1,0 +1,148 @@
+"""The ternary code: its distance, its build (fit, fill, index), and that it never goes stale."""
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from search import codes, services
+from search.embedders import get_encoder, paper_text
+from search.models import EmbeddingSpace, Job, Paper, PaperCode, PaperEmbedding
+from search.params import SearchFilters
+from search.planner import vector_ranking
+from tests.conftest import wait_for
+from tests.factories import PaperFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def bits_of(code) -> np.ndarray:
+    text = code.to_text() if hasattr(code, "to_text") else str(code)
+    return np.array([c == "1" for c in text])
+
+
+def test_hamming_distance_between_codes_is_the_l1_distance_between_levels():
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    thresholds = codes.fit_thresholds(vectors)
+    a, b = codes.encode(vectors[:50], thresholds), codes.encode(vectors[50:100], thresholds)
+
+    levels = lambda v: (v[:, None, :] > thresholds[None]).sum(axis=1)  # noqa: E731
+    hamming = (a != b).sum(axis=1)
+    l1 = np.abs(levels(vectors[:50]) - levels(vectors[50:100])).sum(axis=1)
+    assert (hamming == l1).all()
+    assert thresholds.shape == (2, 16) and a.shape == (50, 32)
+    # tertiles: each level holds about a third of the values
+    counts = np.bincount(levels(vectors).ravel(), minlength=3) / vectors.size
+    assert np.allclose(counts, 1 / 3, atol=0.01)
+
+
+@pytest.fixture
+def embedded(fixtures_dir):
+    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
+    space = services.space_for_model()
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)), space=space)
+    return space
+
+
+def index_exists(name: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s", [name])
+        return cursor.fetchone() is not None
+
+
+def test_building_the_code_fits_thresholds_writes_every_code_and_indexes_them(embedded):
+    phases = []
+
+    result = services.space_build_code(space=embedded,
+                                       on_progress=lambda *p: phases.append(p))
+
+    embedded.refresh_from_db()
+    thresholds = np.asarray(embedded.code_thresholds, dtype=np.float32)
+    assert embedded.code_version == codes.version(thresholds)
+    assert result["encoded"] == 40 == PaperCode.objects.filter(space=embedded).count()
+    for row in PaperEmbedding.objects.filter(space=embedded).select_related("code"):
+        expected = codes.encode(np.asarray(row.embedding), thresholds)[0]
+        assert (bits_of(row.code.code) == expected).all()
+    assert index_exists(f"emb_s{embedded.pk}_code_hnsw")
+    assert ("encode", 40, 40) in phases
+    # idempotent: a second run has nothing left to do
+    assert services.space_build_code(space=embedded)["encoded"] == 0
+
+
+def test_a_changed_vector_gets_a_new_code_in_the_same_write(embedded):
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    paper = Paper.objects.order_by("pk").first()
+    old = bits_of(PaperCode.objects.get(embedding__paper=paper, space=embedded).code)
+
+    Paper.objects.filter(pk=paper.pk).update(abstract="Protein folding with diffusion models.",
+                                             content_hash="changed")
+    services.papers_embed(paper_ids=[paper.pk], space=embedded)
+
+    paper.refresh_from_db()
+    vector = get_encoder().encode([paper_text(paper.title, paper.abstract)])[0]
+    new = bits_of(PaperCode.objects.get(embedding__paper=paper, space=embedded).code)
+    assert (new == codes.encode(vector, np.asarray(embedded.code_thresholds))[0]).all()
+    assert (new != old).any()
+
+
+def test_a_vector_written_without_thresholds_drops_its_old_code(embedded):
+    services.space_build_code(space=embedded)
+    paper = Paper.objects.order_by("pk").first()
+    # A writer that read the space before its thresholds were fitted:
+    EmbeddingSpace.objects.filter(pk=embedded.pk).update(code_thresholds=None, code_version="")
+    Paper.objects.filter(pk=paper.pk).update(abstract="Something else entirely.",
+                                             content_hash="changed")
+
+    services.papers_embed(paper_ids=[paper.pk], space=embedded)
+
+    assert not PaperCode.objects.filter(embedding__paper=paper).exists()
+    assert PaperCode.objects.filter(space=embedded).count() == 39
+
+
+def test_ternary_search_returns_the_exact_neighbours_once_built(embedded):
+    query = get_encoder().encode(["image restoration with transformers"])[0]
+    exact, _ = vector_ranking(space=embedded, vector=query, k=10, filters=SearchFilters(),
+                              precision="exact")
+
+    before, plan_before = vector_ranking(space=embedded, vector=query, k=10,
+                                         filters=SearchFilters(), precision="ternary")
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    after, plan_after = vector_ranking(space=embedded, vector=query, k=10,
+                                       filters=SearchFilters(), precision="ternary")
+
+    assert plan_before["precision"] == "halfvec" and "not built" in plan_before["note"]
+    assert plan_after["precision"] == "ternary"
+    assert [p for p, _ in before] == [p for p, _ in after] == [p for p, _ in exact]
+    assert after[0][1] == pytest.approx(exact[0][1], abs=1e-6)  # float scores
+
+
+def test_refit_rewrites_every_code(embedded):
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    first = embedded.code_version
+    # new vectors move the tertiles
+    for paper in PaperFactory.create_batch(5, abstract="Quantum error correction codes."):
+        services.papers_embed(paper_ids=[paper.pk], space=embedded)
+
+    result = services.space_build_code(space=embedded, refit=True)
+
+    embedded.refresh_from_db()
+    assert embedded.code_version != first
+    assert result["encoded"] == 45 == PaperCode.objects.filter(space=embedded).count()
+    assert index_exists(f"emb_s{embedded.pk}_code_hnsw")
+
+
+def test_the_build_runs_as_a_background_job_with_progress(celery_worker, fixtures_dir):
+    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
+    space = services.space_for_model()
+    wait_for(lambda: PaperEmbedding.objects.filter(space=space).count() == 40, timeout=90)
+
+    job = services.space_code_job_create(space=space)
+
+    done = wait_for(lambda: Job.objects.filter(pk=job.pk, status=Job.Status.DONE).first(),
+                    timeout=60)
+    assert done.processed == done.total == 40
+    assert "index ready" in done.message
+    assert PaperCode.objects.filter(space=space).count() == 40
