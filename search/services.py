@@ -409,10 +409,12 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
                 break
             after = rows[-1][0]
             bits = codes.encode(np.stack([_vector_from_text(v) for _, v in rows]), thresholds)
-            cursor.executemany(
+            # One statement per batch (a row per statement cost ~1.3 ms a row at 1M).
+            cursor.execute(
                 "INSERT INTO search_papercode (embedding_id, space_id, code) "
-                "VALUES (%s, %s, %s::varbit) ON CONFLICT (embedding_id) DO NOTHING",
-                [(pk, sid, Bit(b).to_text()) for (pk, _), b in zip(rows, bits)])
+                "SELECT t.id, %s, t.code::varbit FROM unnest(%s::bigint[], %s::text[]) "
+                "AS t(id, code) ON CONFLICT (embedding_id) DO NOTHING",
+                [sid, [pk for pk, _ in rows], [Bit(b).to_text() for b in bits]])
         done += len(rows)
         report("encode", done, max(total, done))
     space_ensure_code_index(space=space, on_progress=report)
