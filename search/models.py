@@ -162,6 +162,10 @@ class PaperCode(models.Model):
     # Denormalised from the embedding for the per-space partial HNSW index.
     space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, db_index=False)
     code = VarBitField()
+    # The paper's categories, for partial HNSW indexes per frequent category (an index
+    # predicate cannot look into another table). Written with the code; a trigger on
+    # search_paper keeps it in step when a paper's categories change (migration 0005).
+    categories = ArrayField(models.CharField(max_length=200), default=list, blank=True)
 
 
 class Job(models.Model):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -127,6 +127,14 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _where(filters: SearchFilters, exclude_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    where, params = filter_sql(filters)
+    if exclude_ids:
+        where += " AND NOT (p.id = ANY(%s))"
+        params.append(list(exclude_ids))
+    return where, params
+
+
 def count_matching(filters: SearchFilters, *, cap: int) -> int:
     """How many papers match, counting no further than `cap` (a cheap bound for planning)."""
     where, params = filter_sql(filters)
@@ -136,6 +144,42 @@ def count_matching(filters: SearchFilters, *, cap: int) -> int:
             [*params, cap],
         )
         return int(cursor.fetchone()[0])
+
+
+# --- per-category graphs (on the ternary codes) ----------------------------------------------
+
+def category_index_name(space: EmbeddingSpace, category: str) -> str:
+    import hashlib
+
+    return f"emb_s{int(space.pk)}_cat_{hashlib.sha1(category.encode()).hexdigest()[:10]}"
+
+
+def category_literal(category: str) -> str:
+    """The category as SQL text, identical in the index predicate and in queries (a partial
+    index is used only when the query repeats its predicate)."""
+    return "ARRAY['" + category.replace("'", "''") + "']::varchar[]"
+
+
+def vector_indexes() -> frozenset[str]:
+    """Names of the vector indexes that exist (cached for a minute; the code build clears it)."""
+    from django.core.cache import cache
+
+    names = cache.get("paperscope:vector-indexes")
+    if names is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'emb%%'")
+            names = frozenset(r[0] for r in cursor.fetchall())
+        cache.set("paperscope:vector-indexes", names, 60)
+    return names
+
+
+def category_graph(space: EmbeddingSpace, filters: SearchFilters, precision: str) -> str | None:
+    """The category whose own graph can serve this filter, if any: one category asked for,
+    its partial index built, and an index precision mode."""
+    if precision == "exact" or len(filters.categories) != 1 or not space.code_version:
+        return None
+    category = filters.categories[0]
+    return category if category_index_name(space, category) in vector_indexes() else None
 
 
 def exact_scan_threshold() -> int:
@@ -163,10 +207,7 @@ def vector_ranking(
     precision = precision or settings.SEARCH_PRECISION
     if exact_scan_max is None:
         exact_scan_max = exact_scan_threshold()
-    where, params = filter_sql(filters)
-    if exclude_ids:
-        where += " AND NOT (p.id = ANY(%s))"
-        params.append(list(exclude_ids))
+    where, params = _where(filters, exclude_ids)
     plan: dict[str, Any] = {"space": space.name, "precision": precision}
     if precision == "ternary" and not space.code_version:
         precision = plan["precision"] = "halfvec"
@@ -181,9 +222,23 @@ def vector_ranking(
     else:
         matches = count_matching(filters, cap=exact_scan_max + 1)
         plan["matching_estimate"] = matches if matches <= exact_scan_max else f">{exact_scan_max}"
-        if matches <= exact_scan_max:
+        category = category_graph(space, filters, precision)
+        if matches <= min(exact_scan_max, EXACT_SCAN_MAX) or (
+                matches <= exact_scan_max and category is None):
             plan["plan"] = "exact_filtered"
             rows = filtered_scan(space, vector, k, where, params)
+        elif category is not None:
+            # The category's own graph: no skipping of other categories' papers; any other
+            # filter (dates, authors) is applied by an iterative scan of that graph.
+            # The category test itself is the index predicate (pc.categories, kept in step
+            # with the paper by a trigger): repeating it on the paper would make Postgres
+            # build the category's whole bitmap first.
+            others = replace(filters, categories=())
+            plan["plan"] = "category_graph" + ("" if others.is_empty() else "_iterative")
+            plan["precision"] = "ternary"
+            rows = index_scan(space, vector, k, *_where(others, exclude_ids),
+                              precision="ternary", iterative=not others.is_empty(),
+                              category=category)
         else:
             plan["plan"] = "hnsw_iterative"
             rows = index_scan(space, vector, k, where, params, precision=precision,
@@ -202,7 +257,7 @@ def vector_ranking(
 def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
                params: list[Any], *, precision: str, iterative: bool,
                ef_search: int | None = None, oversample: int | None = None,
-               ) -> list[tuple[int, float]]:
+               category: str | None = None) -> list[tuple[int, float]]:
     """HNSW scan in one precision, re-scored (and for binary, reranked) with float vectors."""
     mode = INDEX_MODES[precision]
     sid = int(space.pk)
@@ -221,11 +276,13 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
     alias = column.split(".")[0]
     source = ("search_papercode pc JOIN search_paperembedding e ON e.id = pc.embedding_id"
               if alias == "pc" else "search_paperembedding e")
+    # A category's partial index (on the code table) is used only when its predicate recurs.
+    partial = f"AND pc.categories && {category_literal(category)}" if category else ""
     sql = f"""
         WITH candidates AS MATERIALIZED (
             SELECT e.paper_id AS id, e.embedding, e.content_hash
             FROM {source} {join}
-            WHERE {alias}.space_id = {sid} AND {where}
+            WHERE {alias}.space_id = {sid} AND {where} {partial}
             ORDER BY {order}
             LIMIT %s
         )

@@ -385,9 +385,13 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
         with transaction.atomic():
             EmbeddingSpace.objects.filter(pk=sid).update(
                 code_thresholds=thresholds.tolist(), code_version=codes.version(thresholds))
-            if refit:  # old codes (and their graph) are meaningless under new thresholds
+            if refit:  # old codes (and their graphs) are meaningless under new thresholds
                 with connection.cursor() as cursor:
-                    cursor.execute(f"DROP INDEX IF EXISTS emb_s{sid}_code_hnsw")
+                    cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s "
+                                   "OR indexname = %s",
+                                   [f"emb_s{sid}_cat_%", f"emb_s{sid}_code_hnsw"])
+                    for (name,) in cursor.fetchall():
+                        cursor.execute(f"DROP INDEX IF EXISTS {name}")
                 PaperCode.objects.filter(space_id=sid).delete()
         space.refresh_from_db()
         report("fit", 1, 1)
@@ -411,14 +415,53 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             bits = codes.encode(np.stack([_vector_from_text(v) for _, v in rows]), thresholds)
             # One statement per batch (a row per statement cost ~1.3 ms a row at 1M).
             cursor.execute(
-                "INSERT INTO search_papercode (embedding_id, space_id, code) "
-                "SELECT t.id, %s, t.code::varbit FROM unnest(%s::bigint[], %s::text[]) "
-                "AS t(id, code) ON CONFLICT (embedding_id) DO NOTHING",
+                "INSERT INTO search_papercode (embedding_id, space_id, code, categories) "
+                "SELECT t.id, %s, t.code::varbit, p.categories "
+                "FROM unnest(%s::bigint[], %s::text[]) AS t(id, code) "
+                "JOIN search_paperembedding e ON e.id = t.id "
+                "JOIN search_paper p ON p.id = e.paper_id "
+                "ON CONFLICT (embedding_id) DO NOTHING",
                 [sid, [pk for pk, _ in rows], [Bit(b).to_text() for b in bits]])
         done += len(rows)
         report("encode", done, max(total, done))
     space_ensure_code_index(space=space, on_progress=report)
-    return {"space": space.name, "code_version": space.code_version, "encoded": done}
+    categories = space_ensure_category_indexes(space=space, on_progress=report)
+    return {"space": space.name, "code_version": space.code_version, "encoded": done,
+            "category_indexes": categories}
+
+
+def space_ensure_category_indexes(
+    *, space: EmbeddingSpace, on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[str]:
+    """Partial HNSW indexes on the ternary codes of each frequent category (more papers than
+    the planner ranks exactly), so that a category filter walks a graph of only that
+    category's papers instead of skipping the others (docs/benchmarks.md). Returns the
+    categories indexed; idempotent."""
+    from search.planner import EXACT_SCAN_MAX, category_index_name, category_literal
+
+    dim, sid = codes.code_bits(space.dimension, space.code_thresholds), int(space.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c, count(*) FROM search_papercode, unnest(categories) AS c "
+            "WHERE space_id = %s GROUP BY c HAVING count(*) > %s ORDER BY count(*) DESC",
+            [sid, EXACT_SCAN_MAX])
+        frequent = [c for c, _ in cursor.fetchall()]
+    for done, category in enumerate(frequent):
+        if on_progress:
+            on_progress("categories", done, len(frequent))
+        name = category_index_name(space, category)
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
+                f"((code::bit({dim})) bit_hamming_ops) "
+                f"WHERE space_id = {sid} AND categories && {category_literal(category)}")
+    if on_progress:
+        on_progress("categories", len(frequent), len(frequent))
+    from django.core.cache import cache
+
+    cache.delete("paperscope:vector-indexes")
+    return frequent
 
 
 def space_ensure_code_index(*, space: EmbeddingSpace,
@@ -485,14 +528,16 @@ def space_code_job_run(*, job: Job) -> Job:
     else:
         Job.objects.filter(pk=job.pk).update(
             status=Job.Status.DONE, stats=result, finished_at=timezone.now(),
+            processed=result["encoded"], total=result["encoded"],
             message=f"{result['encoded']} codes written (thresholds {result['code_version']}), "
-                    "index ready")
+                    f"index ready, {len(result['category_indexes'])} per-category indexes")
     job.refresh_from_db()
     return job
 
 
 _CODE_PHASES = {"fit": "fitting thresholds", "encode": "writing codes",
-                "index": "building the HNSW index"}
+                "index": "building the HNSW index",
+                "categories": "building per-category indexes"}
 
 
 def _vector_from_text(text: str) -> np.ndarray:
@@ -643,10 +688,12 @@ def _write_vectors(space_id: int, rows: list[tuple], code_rows: list[tuple[int, 
         fresh = [(code, space_id, pk) for pk, code in code_rows if code is not None]
         if fresh:
             cursor.executemany(
-                "INSERT INTO search_papercode (embedding_id, space_id, code) "
-                "SELECT e.id, e.space_id, %s::varbit FROM search_paperembedding e "
+                "INSERT INTO search_papercode (embedding_id, space_id, code, categories) "
+                "SELECT e.id, e.space_id, %s::varbit, p.categories "
+                "FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id "
                 "WHERE e.space_id = %s AND e.paper_id = %s "
-                "ON CONFLICT (embedding_id) DO UPDATE SET code = EXCLUDED.code", fresh)
+                "ON CONFLICT (embedding_id) DO UPDATE SET code = EXCLUDED.code, "
+                "categories = EXCLUDED.categories", fresh)
         orphaned = [(space_id, pk) for pk, code in code_rows if code is None]
         if orphaned:
             cursor.executemany(

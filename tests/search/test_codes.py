@@ -146,3 +146,43 @@ def test_the_build_runs_as_a_background_job_with_progress(celery_worker, fixture
     assert done.processed == done.total == 40
     assert "index ready" in done.message
     assert PaperCode.objects.filter(space=space).count() == 40
+
+
+def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embedded,
+                                                                             monkeypatch):
+    from datetime import date
+
+    from search import planner
+
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)  # "frequent" = more than 5 papers here
+    result = services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    counts = {}
+    for cats in Paper.objects.values_list("categories", flat=True):
+        for c in cats:
+            counts[c] = counts.get(c, 0) + 1
+    assert sorted(result["category_indexes"]) == sorted(c for c, n in counts.items() if n > 5)
+    category = result["category_indexes"][0]
+    assert index_exists(planner.category_index_name(embedded, category))
+
+    query = get_encoder().encode(["robots that learn to grasp objects"])[0]
+    for filters, expected_plan in (
+            (SearchFilters(categories=(category,)), "category_graph"),
+            (SearchFilters(categories=(category,), published_after=date(2025, 3, 1)),
+             "category_graph_iterative")):
+        exact, _ = vector_ranking(space=embedded, vector=query, k=5, filters=filters,
+                                  precision="exact")
+        got, plan = vector_ranking(space=embedded, vector=query, k=5, filters=filters,
+                                   exact_scan_max=5)
+        assert plan["plan"] == expected_plan
+        assert [p for p, _ in got] == [p for p, _ in exact]
+
+
+def test_a_papers_new_categories_reach_its_code_row(embedded):
+    services.space_build_code(space=embedded)
+    paper = Paper.objects.order_by("pk").first()
+
+    Paper.objects.filter(pk=paper.pk).update(categories=["q-bio.NC", "cs.NE"])
+
+    code = PaperCode.objects.get(embedding__paper=paper, space=embedded)
+    assert code.categories == ["q-bio.NC", "cs.NE"]

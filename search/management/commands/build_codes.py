@@ -29,6 +29,8 @@ class Command(BaseCommand):
             bars: dict[str, tqdm] = {}
 
             def progress(phase: str, done: int, total: int) -> None:
+                if total == 0 and phase not in bars:
+                    return  # nothing to do in this phase: no empty bar
                 bar = bars.get(phase)
                 if bar is None:
                     bar = bars[phase] = tqdm(total=total, desc=f"{target.name}: {phase}",
