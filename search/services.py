@@ -425,7 +425,10 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
         done += len(rows)
         report("encode", done, max(total, done))
     space_ensure_code_index(space=space, on_progress=report)
-    categories = space_ensure_category_indexes(space=space, on_progress=report)
+    # Per-category graphs for the generic space only: aspect spaces serve "similar" queries,
+    # where a category filter is rarer, and each set of graphs costs ~1.6x the code index.
+    categories = (space_ensure_category_indexes(space=space, on_progress=report)
+                  if space.aspect == "generic" else [])
     return {"space": space.name, "code_version": space.code_version, "encoded": done,
             "category_indexes": categories}
 
