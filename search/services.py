@@ -548,8 +548,8 @@ def _vector_from_text(text: str) -> np.ndarray:
 
 
 class _IndexBuildWatcher:
-    """Reports an index build's progress (tuples done / total) every second from its own
-    database connection (the building one is busy)."""
+    """Reports an index build's progress (tuples, or heap blocks, done / total) every second
+    from its own database connection (the building one is busy)."""
 
     def __init__(self, pid: int, on_progress: Callable[[str, int, int], None]) -> None:
         import threading
@@ -565,12 +565,17 @@ class _IndexBuildWatcher:
         try:
             while not self.done.wait(1.0):
                 with connections["default"].cursor() as cursor:
+                    # pgvector's HNSW build reports heap blocks scanned, not tuples_total.
                     cursor.execute(
-                        "SELECT tuples_done, tuples_total FROM pg_stat_progress_create_index "
-                        "WHERE pid = %s", [self.pid])
+                        "SELECT tuples_done, tuples_total, blocks_done, blocks_total "
+                        "FROM pg_stat_progress_create_index WHERE pid = %s", [self.pid])
                     row = cursor.fetchone()
                 if row:
-                    self.on_progress("index", int(row[0] or 0), int(row[1] or 0))
+                    tuples_done, tuples_total, blocks_done, blocks_total = (int(v or 0) for v in row)
+                    if tuples_total:
+                        self.on_progress("index", tuples_done, tuples_total)
+                    else:
+                        self.on_progress("index", blocks_done, blocks_total)
         finally:
             connections.close_all()
 
