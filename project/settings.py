@@ -154,6 +154,9 @@ HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=200_000)
 # Graph degree of the halfvec HNSW index (pgvector's default is 16); chosen by
 # `manage.py bench_scale graph`, see docs/benchmarks.md. Applies to indexes built from now on.
 HNSW_HALFVEC_M = env.int("HNSW_HALFVEC_M", default=12)
+# maintenance_work_mem for the HNSW builds Paperscope runs itself (ternary code, per-category
+# graphs): below the graph's size pgvector builds on disk, several times slower.
+INDEX_BUILD_MEMORY = env.str("INDEX_BUILD_MEMORY", default="1GB")
 # Candidates per result an iterative (filtered) scan collects before the float re-sort: in
 # relaxed order the first k rows that pass a filter are not always the k nearest.
 HNSW_ITERATIVE_OVERSAMPLE = env.int("HNSW_ITERATIVE_OVERSAMPLE", default=2)
