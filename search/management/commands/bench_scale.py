@@ -336,6 +336,8 @@ class Command(BaseCommand):
         if not queries_path().exists():
             raise CommandError(f"{queries_path()} missing: run `bench_scale load` first")
         space = EmbeddingSpace.objects.get(name=SPACE_NAME)
+        with connection.cursor() as cursor:  # a COPY-loaded table has no statistics yet
+            cursor.execute("ANALYZE search_paper")
         vectors = np.load(queries_path())["vectors"]
         if limit_queries:
             vectors = vectors[:limit_queries]
