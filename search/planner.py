@@ -254,9 +254,8 @@ def vector_ranking(
         elif category is not None:
             # The category's own graph: no skipping of other categories' papers; any other
             # filter (dates, authors) is applied by an iterative scan of that graph.
-            # The category test itself is the index predicate (pc.categories, kept in step
-            # with the paper by a trigger): repeating it on the paper would make Postgres
-            # build the category's whole bitmap first.
+            # The category test is the index predicate (pc.categories, kept in step with the
+            # paper by a trigger) and a recheck on the candidates (see index_scan).
             others = replace(filters, categories=())
             plan["plan"] = "category_graph" + ("" if others.is_empty() else "_iterative")
             plan["precision"] = "ternary"
@@ -302,6 +301,10 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
               if alias == "pc" else "search_paperembedding e")
     # A category's partial index (on the code table) is used only when its predicate recurs.
     partial = f"AND pc.categories && {category_literal(category)}" if category else ""
+    # ...and the paper's own categories are checked on the few candidates, not before the
+    # scan (that would build the category's whole bitmap): a code row whose copy lags behind
+    # its paper can then cost a result (refilled by the exact fallback), never add a wrong one.
+    recheck = f"AND cp.categories && {category_literal(category)}" if category else ""
     sql = f"""
         WITH candidates AS MATERIALIZED (
             SELECT e.paper_id AS id, e.embedding, e.content_hash
@@ -312,6 +315,7 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
         )
         SELECT c.id, c.embedding <=> %s::vector AS distance
         FROM candidates c JOIN search_paper cp ON cp.id = c.id AND cp.content_hash = c.content_hash
+            {recheck}
         ORDER BY distance, c.id LIMIT %s
     """
     ef = ef_search or max(int(settings.HNSW_EF_SEARCH), mode.ef_search_min, candidates)

@@ -186,3 +186,22 @@ def test_a_papers_new_categories_reach_its_code_row(embedded):
 
     code = PaperCode.objects.get(embedding__paper=paper, space=embedded)
     assert code.categories == ["q-bio.NC", "cs.NE"]
+
+
+def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedded, monkeypatch):
+    from search import planner
+
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)
+    category = services.space_build_code(space=embedded)["category_indexes"][0]
+    embedded.refresh_from_db()
+    outsider = Paper.objects.exclude(categories__contains=[category]).order_by("pk").first()
+    # A code row claiming the category its paper does not have (as a lost race would leave):
+    PaperCode.objects.filter(embedding__paper=outsider).update(categories=[category])
+    query = np.asarray(PaperEmbedding.objects.get(space=embedded, paper=outsider).embedding)
+
+    got, plan = vector_ranking(space=embedded, vector=query, k=5,
+                               filters=SearchFilters(categories=(category,)), exact_scan_max=5)
+
+    assert plan["plan"].startswith("category_graph")
+    assert outsider.pk not in [p for p, _ in got] and len(got) == 5
+    assert all(category in Paper.objects.get(pk=p).categories for p, _ in got)
