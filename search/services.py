@@ -356,6 +356,13 @@ def space_code_thresholds(space: EmbeddingSpace) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float32)
 
 
+def space_codes_incomplete(space: EmbeddingSpace) -> bool:
+    """Whether some vector of a space with fitted thresholds lacks its code (a write that
+    raced the fit, or an interrupted build)."""
+    return bool(space.code_version) and PaperEmbedding.objects.filter(
+        space=space, code__isnull=True).exists()
+
+
 def space_codes_missing(space: EmbeddingSpace) -> int:
     """Vectors of a space with fitted thresholds that still lack their code."""
     if not space.code_version:
@@ -367,7 +374,7 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
                      on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Fit the space's ternary thresholds (once, or again with `refit`), write the code of
     every vector that lacks it, and build its HNSW index. Idempotent and resumable: a crash
-    leaves NULL codes that the next run (or the periodic sweep) fills.
+    leaves vectors without a code row, which the next run (or the periodic sweep) fills.
 
     on_progress(phase, done, total) is called as work advances.
     """

@@ -90,7 +90,7 @@ def _queue_code_build(space: EmbeddingSpace) -> None:
     if services.space_code_job_pending(space):
         return
     if space.code_version:
-        needed = services.space_codes_missing(space) > 0
+        needed = services.space_codes_incomplete(space)
     else:
         needed = space.embeddings.count() >= services.CODE_FIT_MIN
     if needed:

@@ -205,3 +205,31 @@ def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedde
     assert plan["plan"].startswith("category_graph")
     assert outsider.pk not in [p for p, _ in got] and len(got) == 5
     assert all(category in Paper.objects.get(pk=p).categories for p, _ in got)
+
+
+def test_the_periodic_sweep_queues_the_code_build_once_a_space_has_enough_vectors(embedded,
+                                                                                 monkeypatch):
+    from project.celery import app
+    from search.tasks import EMBED_QUEUE, embed_missing
+
+    def embed_missing_now():  # the sweep skips its round while tasks wait in the broker
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.delete(EMBED_QUEUE)
+        embed_missing()
+
+    jobs = lambda: Job.objects.filter(kind=Job.Kind.INDEX, params__space_id=embedded.pk)  # noqa: E731
+    monkeypatch.setattr(services, "CODE_FIT_MIN", 1_000)
+    embed_missing_now()
+    assert not jobs().exists()  # 40 vectors: not worth fitting yet
+
+    monkeypatch.setattr(services, "CODE_FIT_MIN", 40)
+    embed_missing_now()
+    embed_missing_now()  # a second sweep while the job is pending queues nothing more
+    assert jobs().count() == 1
+
+    jobs().update(status=Job.Status.DONE)
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    PaperCode.objects.filter(space=embedded).order_by("pk").first().delete()  # a lost code
+    embed_missing_now()
+    assert jobs().count() == 2
