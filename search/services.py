@@ -763,7 +763,12 @@ def papers_missing_embedding_ids(*, space: EmbeddingSpace, limit: int | None = N
 def fail_stale_jobs(*, older_than_minutes: int = 60) -> int:
     """Mark jobs that have been 'running' with no end for too long as failed (a dead worker)."""
     cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    return Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=cutoff).update(
+    stale = Job.objects.filter(status=Job.Status.RUNNING, started_at__lt=cutoff)
+    failed = stale.filter(kind=Job.Kind.INDEX).update(
+        status=Job.Status.FAILED, finished_at=timezone.now(),
+        message="the worker stopped before finishing; the periodic sweep queues the build "
+                "again and it resumes where it stopped")
+    return failed + stale.update(
         status=Job.Status.FAILED, finished_at=timezone.now(),
         message="the worker stopped before finishing; ingestion is idempotent, so re-submit "
                 "the file to complete it")

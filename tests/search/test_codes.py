@@ -233,3 +233,22 @@ def test_the_periodic_sweep_queues_the_code_build_once_a_space_has_enough_vector
     PaperCode.objects.filter(space=embedded).order_by("pk").first().delete()  # a lost code
     embed_missing_now()
     assert jobs().count() == 2
+
+
+def test_a_build_left_running_by_a_dead_worker_is_failed_with_a_fitting_message(embedded):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(hours=3)
+    build = Job.objects.create(kind=Job.Kind.INDEX, status=Job.Status.RUNNING, started_at=long_ago,
+                               params={"space_id": embedded.pk})
+    ingest = Job.objects.create(kind=Job.Kind.INGEST, status=Job.Status.RUNNING,
+                                started_at=long_ago)
+
+    assert services.fail_stale_jobs() == 2
+
+    build.refresh_from_db(), ingest.refresh_from_db()
+    assert build.status == ingest.status == Job.Status.FAILED
+    assert "resumes" in build.message and "re-submit the file" in ingest.message
+    assert not services.space_code_job_pending(embedded)
