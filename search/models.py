@@ -166,6 +166,9 @@ class PaperCode(models.Model):
     # predicate cannot look into another table). Written with the code; a trigger on
     # search_paper keeps it in step when a paper's categories change (migration 0005).
     categories = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    # The paper's date, likewise: a date filter is then tested inside the graph walk, with no
+    # join per visited row (migration 0006).
+    published = models.DateField(null=True, blank=True)
 
 
 class Job(models.Model):

@@ -263,9 +263,14 @@ def vector_ranking(
             others = replace(filters, categories=())
             plan["plan"] = "category_graph" + ("" if others.is_empty() else "_iterative")
             plan["precision"] = "ternary"
-            rows = index_scan(space, vector, k, *_where(others, exclude_ids),
-                              precision="ternary", iterative=not others.is_empty(),
-                              category=category, oversample=CATEGORY_GRAPH_OVERSAMPLE)
+            dates_only = others == SearchFilters(published_after=others.published_after,
+                                                 published_before=others.published_before)
+            if dates_only and not exclude_ids:
+                rows = category_graph_scan(space, vector, k, category, others)
+            else:
+                rows = index_scan(space, vector, k, *_where(others, exclude_ids),
+                                  precision="ternary", iterative=not others.is_empty(),
+                                  category=category, oversample=CATEGORY_GRAPH_OVERSAMPLE)
         else:
             plan["plan"] = "hnsw_iterative"
             rows = index_scan(space, vector, k, where, params, precision=precision,
@@ -334,6 +339,46 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
         cursor.execute(sql, [*params, literal, candidates,
                              Vector(vector).to_text(), k])
+        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+
+
+def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, category: str,
+                        dates: SearchFilters) -> list[tuple[int, float]]:
+    """A category's graph walked on the code table alone: the category is the index predicate
+    and a date filter is tested on the code row's own copy of the date, so no visited row is
+    joined to anything (measured at 74.7k, cs.CL + date: p50 7.7 vs 12 ms with the joins).
+    The candidates are then reranked by their float vectors and rechecked against the paper
+    itself (a lagging copy can cost a result, refilled by the exact fallback, never add one)."""
+    mode = INDEX_MODES["ternary"]
+    dim, literal = index_literal(space, "ternary", vector)
+    walk, walk_params = filter_sql(dates, alias="pc")
+    recheck, recheck_params = filter_sql(replace(dates, categories=(category,)), alias="cp")
+    sql = f"""
+        WITH candidates AS MATERIALIZED (
+            SELECT pc.embedding_id AS eid
+            FROM search_papercode pc
+            WHERE pc.space_id = {int(space.pk)} AND {walk}
+                AND pc.categories && {category_literal(category)}
+            ORDER BY pc.code::bit({dim}) {mode.operator} %s::bit({dim})
+            LIMIT %s
+        )
+        SELECT e.paper_id, e.embedding <=> %s::vector AS distance
+        FROM candidates c
+        JOIN search_paperembedding e ON e.id = c.eid
+        JOIN search_paper cp ON cp.id = e.paper_id AND cp.content_hash = e.content_hash
+        WHERE {recheck}
+        ORDER BY distance, e.paper_id LIMIT %s
+    """
+    candidates = k * CATEGORY_GRAPH_OVERSAMPLE
+    ef = max(int(settings.HNSW_EF_SEARCH), candidates)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {min(int(ef), 1000)}")
+        cursor.execute("SET LOCAL enable_sort = off")
+        if not dates.is_empty():
+            cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
+        cursor.execute(sql, [*walk_params, literal, candidates, Vector(vector).to_text(),
+                             *recheck_params, k])
         return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
 
 

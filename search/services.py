@@ -423,8 +423,9 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             bits = codes.encode(np.stack([_vector_from_text(v) for _, v in rows]), thresholds)
             # One statement per batch (a row per statement cost ~1.3 ms a row at 1M).
             cursor.execute(
-                "INSERT INTO search_papercode (embedding_id, space_id, code, categories) "
-                "SELECT t.id, %s, t.code::varbit, p.categories "
+                "INSERT INTO search_papercode "
+                "(embedding_id, space_id, code, categories, published) "
+                "SELECT t.id, %s, t.code::varbit, p.categories, p.published "
                 "FROM unnest(%s::bigint[], %s::text[]) AS t(id, code) "
                 "JOIN search_paperembedding e ON e.id = t.id "
                 "JOIN search_paper p ON p.id = e.paper_id "
@@ -720,12 +721,13 @@ def _write_vectors(space_id: int, rows: list[tuple], code_rows: list[tuple[int, 
         fresh = [(code, space_id, pk) for pk, code in code_rows if code is not None]
         if fresh:
             cursor.executemany(
-                "INSERT INTO search_papercode (embedding_id, space_id, code, categories) "
-                "SELECT e.id, e.space_id, %s::varbit, p.categories "
+                "INSERT INTO search_papercode "
+                "(embedding_id, space_id, code, categories, published) "
+                "SELECT e.id, e.space_id, %s::varbit, p.categories, p.published "
                 "FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id "
                 "WHERE e.space_id = %s AND e.paper_id = %s "
                 "ON CONFLICT (embedding_id) DO UPDATE SET code = EXCLUDED.code, "
-                "categories = EXCLUDED.categories", fresh)
+                "categories = EXCLUDED.categories, published = EXCLUDED.published", fresh)
         orphaned = [(space_id, pk) for pk, code in code_rows if code is None]
         if orphaned:
             cursor.executemany(

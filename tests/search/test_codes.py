@@ -178,14 +178,17 @@ def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embe
         assert [p for p, _ in got] == [p for p, _ in exact]
 
 
-def test_a_papers_new_categories_reach_its_code_row(embedded):
+def test_a_papers_new_categories_and_date_reach_its_code_row(embedded):
     services.space_build_code(space=embedded)
     paper = Paper.objects.order_by("pk").first()
 
+    from datetime import date
+
     Paper.objects.filter(pk=paper.pk).update(categories=["q-bio.NC", "cs.NE"])
+    Paper.objects.filter(pk=paper.pk).update(published=date(2020, 2, 29))
 
     code = PaperCode.objects.get(embedding__paper=paper, space=embedded)
-    assert code.categories == ["q-bio.NC", "cs.NE"]
+    assert code.categories == ["q-bio.NC", "cs.NE"] and code.published == date(2020, 2, 29)
 
 
 def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedded, monkeypatch):
@@ -205,6 +208,20 @@ def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedde
     assert plan["plan"].startswith("category_graph")
     assert outsider.pk not in [p for p, _ in got] and len(got) == 5
     assert all(category in Paper.objects.get(pk=p).categories for p, _ in got)
+
+    # the same with a date filter, walked on the code rows' own dates
+    from datetime import date
+
+    insider = Paper.objects.filter(categories__contains=[category]).order_by("pk").first()
+    recent = insider.published
+    Paper.objects.filter(pk=insider.pk).update(published=date(2001, 1, 1))  # trigger syncs...
+    PaperCode.objects.filter(embedding__paper=insider).update(published=recent)  # ...then lags
+    query = np.asarray(PaperEmbedding.objects.get(space=embedded, paper=insider).embedding)
+    got, plan = vector_ranking(space=embedded, vector=query, k=5, exact_scan_max=5,
+                               filters=SearchFilters(categories=(category,),
+                                                     published_after=date(2024, 1, 1)))
+    assert plan["plan"].startswith("category_graph_iterative")
+    assert insider.pk not in [p for p, _ in got] and len(got) == 5
 
 
 def test_the_periodic_sweep_queues_the_code_build_once_a_space_has_enough_vectors(embedded,
