@@ -347,8 +347,10 @@ def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, categ
     """A category's graph walked on the code table alone: the category is the index predicate
     and a date filter is tested on the code row's own copy of the date, so no visited row is
     joined to anything (measured at 74.7k, cs.CL + date: p50 7.7 vs 12 ms with the joins).
-    The candidates are then reranked by their float vectors and rechecked against the paper
-    itself (a lagging copy can cost a result, refilled by the exact fallback, never add one)."""
+    The candidates are then narrowed by their inline halfvec copies, reranked by their float
+    vectors and rechecked against the paper itself (a lagging copy can cost a result, refilled
+    by the exact fallback, never add one). At 1M, cs.CV: 7.1 vs 8.1 ms warm, 7.5 vs 16.9 ms
+    with cold TOAST pages, same results."""
     mode = INDEX_MODES["ternary"]
     dim, literal = index_literal(space, "ternary", vector)
     walk, walk_params = filter_sql(dates, alias="pc")
@@ -361,10 +363,15 @@ def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, categ
                 AND pc.categories && {category_literal(category)}
             ORDER BY pc.code::bit({dim}) {mode.operator} %s::bit({dim})
             LIMIT %s
+        ), nearest AS MATERIALIZED (
+            -- the inline halfvec copy narrows the candidates before the TOASTed float is read
+            SELECT e.id FROM candidates c JOIN search_paperembedding e ON e.id = c.eid
+            ORDER BY e.embedding_half <=> %s::halfvec
+            LIMIT %s
         )
         SELECT e.paper_id, e.embedding <=> %s::vector AS distance
-        FROM candidates c
-        JOIN search_paperembedding e ON e.id = c.eid
+        FROM nearest n
+        JOIN search_paperembedding e ON e.id = n.id
         JOIN search_paper cp ON cp.id = e.paper_id AND cp.content_hash = e.content_hash
         WHERE {recheck}
         ORDER BY distance, e.paper_id LIMIT %s
@@ -377,7 +384,9 @@ def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, categ
         if not dates.is_empty():
             cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
-        cursor.execute(sql, [*walk_params, literal, candidates, Vector(vector).to_text(),
+        cursor.execute(sql, [*walk_params, literal, candidates,
+                             HalfVector(vector.astype(np.float16)).to_text(),
+                             max(FILTERED_CANDIDATES, 4 * k), Vector(vector).to_text(),
                              *recheck_params, k])
         return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
 
