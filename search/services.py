@@ -356,6 +356,13 @@ def space_code_thresholds(space: EmbeddingSpace) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=np.float32)
 
 
+def space_code_index_exists(space: EmbeddingSpace) -> bool:
+    """Whether the code graph exists (a migration may drop it for a fast rewrite)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s", [f"emb_s{space.pk}_code_hnsw"])
+        return cursor.fetchone() is not None
+
+
 def space_codes_incomplete(space: EmbeddingSpace) -> bool:
     """Whether some vector of a space with fitted thresholds lacks its code (a write that
     raced the fit, or an interrupted build)."""

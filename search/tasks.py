@@ -90,7 +90,8 @@ def _queue_code_build(space: EmbeddingSpace) -> None:
     if services.space_code_job_pending(space):
         return
     if space.code_version:
-        needed = services.space_codes_incomplete(space)
+        needed = (services.space_codes_incomplete(space)
+                  or not services.space_code_index_exists(space))
     else:
         needed = space.embeddings.count() >= services.CODE_FIT_MIN
     if needed:

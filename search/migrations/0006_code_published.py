@@ -33,6 +33,17 @@ class Migration(migrations.Migration):
                 WHEN (OLD.categories IS DISTINCT FROM NEW.categories
                       OR OLD.published IS DISTINCT FROM NEW.published)
                 EXECUTE FUNCTION paperscope_sync_code_categories();
+            -- Rewriting every code row would re-insert it into each HNSW graph on the code
+            -- table (hours at 1M rows): drop them; the periodic sweep queues their rebuild.
+            DO $$
+            DECLARE name text;
+            BEGIN
+                FOR name IN SELECT indexname FROM pg_indexes
+                            WHERE tablename = 'search_papercode' AND indexname LIKE 'emb_s%'
+                LOOP
+                    EXECUTE format('DROP INDEX %I', name);
+                END LOOP;
+            END $$;
             UPDATE search_papercode pc SET published = p.published
             FROM search_paperembedding e JOIN search_paper p ON p.id = e.paper_id
             WHERE pc.embedding_id = e.id AND p.published IS NOT NULL;

@@ -251,6 +251,13 @@ def test_the_periodic_sweep_queues_the_code_build_once_a_space_has_enough_vector
     embed_missing_now()
     assert jobs().count() == 2
 
+    jobs().update(status=Job.Status.DONE)
+    services.space_build_code(space=embedded)
+    with connection.cursor() as cursor:  # as migration 0006 does before rewriting code rows
+        cursor.execute(f"DROP INDEX emb_s{embedded.pk}_code_hnsw")
+    embed_missing_now()
+    assert jobs().count() == 3
+
 
 def test_a_build_left_running_by_a_dead_worker_is_failed_with_a_fitting_message(embedded):
     from datetime import timedelta
