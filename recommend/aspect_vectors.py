@@ -20,7 +20,7 @@ import numpy as np
 
 from recommend import adapters
 from recommend.aspects.text import CUES, cue_score, position_prior, split_sentences
-from search.embedders import Encoder, model_key
+from search.embedders import Encoder
 
 # The sentence evidence and the vector recipe; part of the aspect spaces' version together
 # with the adapter artifact's version.
@@ -29,7 +29,7 @@ EVIDENCE_SENTENCES = 2
 
 
 def method_version(encoder: Encoder) -> str:
-    artifact = adapters.current(model_key(encoder))
+    artifact = adapters.current(encoder)
     return f"{METHOD_VERSION}+{artifact.version if artifact else 'generic'}"
 
 
@@ -49,7 +49,7 @@ def aspect_vectors(
     aspects: Sequence[str],
 ) -> dict[str, tuple[np.ndarray, list[list[str]]]]:
     """Per aspect: L2-normalised vectors (rows follow `papers`) and each paper's evidence."""
-    artifact = adapters.current(model_key(encoder))
+    artifact = adapters.current(encoder)
     out: dict[str, tuple[np.ndarray, list[list[str]]]] = {}
     for aspect in aspects:
         vectors = artifact.apply(aspect, generic) if artifact else generic

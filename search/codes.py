@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from pgvector import Bit
 
 LEVELS = 3  # levels per dimension; LEVELS - 1 bits per dimension
 FIT_SAMPLE = 50_000  # vectors the tertiles are estimated from (more changes nothing visible)
@@ -38,6 +39,11 @@ def encode(vectors: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     return np.concatenate([vectors > t for t in np.asarray(thresholds, dtype=np.float32)],
                           axis=1)
+
+
+def bit_literal(vector: np.ndarray, thresholds: np.ndarray) -> str:
+    """One vector's code as the text literal of pgvector's bit type."""
+    return Bit(encode(vector, thresholds)[0]).to_text()
 
 
 def code_bits(dimension: int, thresholds) -> int:

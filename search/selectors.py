@@ -67,8 +67,12 @@ def stored_vectors(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int,
             "SELECT e.paper_id, e.embedding::text FROM search_paperembedding e "
             "JOIN search_paper p ON p.id = e.paper_id AND p.content_hash = e.content_hash "
             "WHERE e.space_id = %s AND e.paper_id = ANY(%s)", [space.pk, list(paper_ids)])
-        return {int(pid): np.asarray(text[1:-1].split(","), dtype=np.float32)
-                for pid, text in cursor.fetchall()}
+        return {int(pid): vector_from_text(text) for pid, text in cursor.fetchall()}
+
+
+def vector_from_text(text: str) -> np.ndarray:
+    """A vector from its text form ("[0.1,0.2,...]"), as `embedding::text` returns it."""
+    return np.asarray(text[1:-1].split(","), dtype=np.float32)
 
 
 # --- keyword ranking ------------------------------------------------------------------------------

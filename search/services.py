@@ -370,13 +370,6 @@ def space_codes_incomplete(space: EmbeddingSpace) -> bool:
         space=space, code__isnull=True).exists()
 
 
-def space_codes_missing(space: EmbeddingSpace) -> int:
-    """Vectors of a space with fitted thresholds that still lack their code."""
-    if not space.code_version:
-        return 0
-    return PaperEmbedding.objects.filter(space=space, code__isnull=True).count()
-
-
 def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
                      on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Fit the space's ternary thresholds (once, or again with `refit`), write the code of
@@ -385,6 +378,8 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
 
     on_progress(phase, done, total) is called as work advances.
     """
+    from search.selectors import vector_from_text
+
     report = (on_progress or (lambda phase, done, total: None))
     sid = int(space.pk)
     if refit or space.code_thresholds is None:
@@ -393,7 +388,7 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             cursor.execute(  # a uniform sample; the float copy, as the writers use
                 "SELECT embedding::text FROM search_paperembedding WHERE space_id = %s "
                 "ORDER BY random() LIMIT %s", [sid, codes.FIT_SAMPLE])
-            sample = [_vector_from_text(r[0]) for r in cursor.fetchall()]
+            sample = [vector_from_text(r[0]) for r in cursor.fetchall()]
         if not sample:
             raise ValueError(f"space {space.name} has no vectors to fit a code on")
         thresholds = codes.fit_thresholds(np.stack(sample))
@@ -411,7 +406,7 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
         space.refresh_from_db()
         report("fit", 1, 1)
     thresholds = np.asarray(space.code_thresholds, dtype=np.float32)
-    total = space_codes_missing(space)
+    total = PaperEmbedding.objects.filter(space_id=sid, code__isnull=True).count()
     done, after = 0, 0
     report("encode", 0, total)
     while True:
@@ -427,7 +422,7 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             if not rows:
                 break
             after = rows[-1][0]
-            bits = codes.encode(np.stack([_vector_from_text(v) for _, v in rows]), thresholds)
+            bits = codes.encode(np.stack([vector_from_text(v) for _, v in rows]), thresholds)
             # One statement per batch (a row per statement cost ~1.3 ms a row at 1M).
             cursor.execute(
                 "INSERT INTO search_papercode "
@@ -474,23 +469,17 @@ def space_ensure_category_indexes(
     categories indexed; idempotent."""
     from search.planner import EXACT_SCAN_MAX, category_index_name, category_literal
 
-    dim, sid = codes.code_bits(space.dimension, space.code_thresholds), int(space.pk)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c, count(*) FROM search_papercode, unnest(categories) AS c "
             "WHERE space_id = %s GROUP BY c HAVING count(*) > %s ORDER BY count(*) DESC",
-            [sid, EXACT_SCAN_MAX])
+            [space.pk, EXACT_SCAN_MAX])
         frequent = [c for c, _ in cursor.fetchall()]
     for done, category in enumerate(frequent):
         if on_progress:
             on_progress("categories", done, len(frequent))
-        name = category_index_name(space, category)
-        with _index_build_memory(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
-                f"((code::bit({dim})) bit_hamming_ops) "
-                f"WHERE space_id = {sid} AND categories && {category_literal(category)}")
+        _create_code_graph(category_index_name(space, category), space,
+                           f"AND categories && {category_literal(category)}")
     if on_progress:
         on_progress("categories", len(frequent), len(frequent))
     from django.core.cache import cache
@@ -504,25 +493,30 @@ def space_ensure_code_index(*, space: EmbeddingSpace,
     """The partial HNSW index (Hamming) on the ternary codes. Built after the codes are
     written: one bulk build is much faster than growing the graph row by row. Progress comes
     from pg_stat_progress_create_index, read by a second connection while the build runs."""
-    dim, sid = codes.code_bits(space.dimension, space.code_thresholds), int(space.pk)
-    name = f"emb_s{sid}_code_hnsw"
+    if space_code_index_exists(space):
+        return
     with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s", [name])
-        if cursor.fetchone():
-            return
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
     watcher = _IndexBuildWatcher(pid, on_progress) if on_progress else None
     try:
-        with _index_build_memory(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(
-                f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
-                f"((code::bit({dim})) bit_hamming_ops) "
-                f"WHERE space_id = {sid}")
+        _create_code_graph(f"emb_s{int(space.pk)}_code_hnsw", space)
     finally:
         if watcher:
             watcher.stop()
+
+
+def _create_code_graph(name: str, space: EmbeddingSpace, predicate: str = "") -> None:
+    """A partial HNSW index (Hamming) on the space's ternary codes, optionally narrowed by an
+    extra predicate on the code rows."""
+    dim = codes.code_bits(space.dimension, space.code_thresholds)
+    with _index_build_memory(), connection.cursor() as cursor:
+        # Inside a transaction that already wrote rows, deferred FK checks would block
+        # CREATE INDEX ("pending trigger events"): run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
+            f"((code::bit({dim})) bit_hamming_ops) WHERE space_id = {int(space.pk)} {predicate}")
 
 
 def space_code_job_create(*, space: EmbeddingSpace, refit: bool = False, user=None) -> Job:
@@ -575,10 +569,6 @@ _CODE_PHASES = {"fit": "fitting thresholds", "encode": "writing codes",
                 "categories": "building per-category indexes"}
 
 
-def _vector_from_text(text: str) -> np.ndarray:
-    return np.asarray(text[1:-1].split(","), dtype=np.float32)
-
-
 class _IndexBuildWatcher:
     """Reports an index build's progress (tuples, or heap blocks, done / total) every second
     from its own database connection (the building one is busy)."""
@@ -623,11 +613,6 @@ def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
     literals of pgvector's types (psycopg needs no adapter registration for these)."""
     return (Vector(vector).to_text(), HalfVector(vector.astype(np.float16)).to_text(),
             Bit(vector > 0).to_text())
-
-
-def code_literal(vector: np.ndarray, thresholds: np.ndarray | None) -> str | None:
-    """The vector's ternary code as a bit literal, or None while the space has no thresholds."""
-    return None if thresholds is None else Bit(codes.encode(vector, thresholds)[0]).to_text()
 
 
 def papers_embed(
@@ -680,7 +665,8 @@ def papers_embed(
                 if pk in todo_by_space[target.pk]:
                     rows.append((pk, target.pk, *quantized_copies(vector), digest,
                                  json.dumps(sentences), pk))
-                    code_rows.append((pk, code_literal(vector, thresholds)))
+                    code_rows.append((pk, None if thresholds is None
+                                      else codes.bit_literal(vector, thresholds)))
             _write_vectors(target.pk, rows, code_rows)
             written += len(rows)
     return written

@@ -177,6 +177,13 @@ def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embe
         assert plan["plan"] == expected_plan
         assert [p for p, _ in got] == [p for p, _ in exact]
 
+    # "similar to this paper" excludes the paper itself, on the same graph
+    first = got[0][0]
+    rest, plan = vector_ranking(space=embedded, vector=query, k=4, filters=filters,
+                                exclude_ids=[first], exact_scan_max=5)
+    assert plan["plan"] == expected_plan and first not in [p for p, _ in rest]
+    assert [p for p, _ in rest] == [p for p, _ in exact][1:]
+
 
 def test_a_papers_new_categories_and_date_reach_its_code_row(embedded):
     services.space_build_code(space=embedded)
