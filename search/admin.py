@@ -63,7 +63,7 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
                 "AND indexname LIKE %s "
                 "ORDER BY indexname", [f"emb_s{space.pk}_%"])
             rows = cursor.fetchall()
-        return ", ".join(f"{name.split('_')[2]}: {size}" for name, size in rows) or "-"
+        return ", ".join(f"{name.split('_', 2)[2]}: {size}" for name, size in rows) or "-"
 
 
 @admin.register(PaperEmbedding)

@@ -167,8 +167,17 @@ class PaperCode(models.Model):
     # search_paper keeps it in step when a paper's categories change (migration 0005).
     categories = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     # The paper's date, likewise: a date filter is then tested inside the graph walk, with no
-    # join per visited row (migration 0006).
+    # join per visited row (migration 0006), and a month's rows have their own graph.
     published = models.DateField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The days no month graph covers are ranked exactly from this index alone (an
+            # index-only scan: reading the rows themselves cost 9 vs 1.5 ms for 5,600 codes
+            # at 1M, the rows of a day being scattered over the table).
+            models.Index(fields=["space", "published"], include=["embedding", "code"],
+                         name="papercode_space_published"),
+        ]
 
 
 class Job(models.Model):

@@ -7,6 +7,8 @@ so a rare category can return 2 of 10 results). The planner:
   corpus; counted through the B-tree / GIN indexes with a capped count): exact distance
   ranking over just those rows: exact, and cheaper than a graph walk that skips most of what
   it meets;
+- one frequent category (+ dates), or a date range over a few busy months: the partial
+  graphs of that category or of those months, on the ternary codes (code_graph_scan);
 - a broad filter: HNSW with pgvector 0.8's iterative scan, which keeps walking the graph
   until enough rows pass the filter (bounded by hnsw.max_scan_tuples);
 - whenever an index scan still returns fewer than k, exact ranking over the filter.
@@ -30,6 +32,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, replace
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 import numpy as np
@@ -139,9 +142,9 @@ def _where(filters: SearchFilters, exclude_ids: Sequence[int], alias: str = "p"
     return where, params
 
 
-# Candidates per result from a category's graph (ternary codes) before the float rerank: x10
-# gave recall@10 0.92 at 1M, x20 0.956-0.994 (docs/benchmarks.md).
-CATEGORY_GRAPH_OVERSAMPLE = 20
+# Candidates per result from each category or month graph (ternary codes) before the float
+# rerank: x10 gave recall@10 0.92 at 1M, x20 0.956-0.994 (docs/benchmarks.md).
+CODE_GRAPH_OVERSAMPLE = 20
 ESTIMATE_TRUST = 2  # beyond 2x the threshold, the statistics decide alone (no count)
 
 
@@ -167,7 +170,7 @@ def count_matching(filters: SearchFilters, *, cap: int) -> int:
         return int(cursor.fetchone()[0])
 
 
-# --- per-category graphs (on the ternary codes) ----------------------------------------------
+# --- per-category and per-month graphs (on the ternary codes) --------------------------------
 
 def category_index_name(space: EmbeddingSpace, category: str) -> str:
     import hashlib
@@ -179,6 +182,21 @@ def category_literal(category: str) -> str:
     """The category as SQL text, identical in the index predicate and in queries (a partial
     index is used only when the query repeats its predicate)."""
     return "ARRAY['" + category.replace("'", "''") + "']::varchar[]"
+
+
+def month_index_name(space: EmbeddingSpace, month: date) -> str:
+    return f"emb_s{int(space.pk)}_month_{month:%Y%m}"
+
+
+def month_predicate(month: date, alias: str = "") -> str:
+    """The calendar month as SQL, identical in the index predicate and in queries."""
+    column = f"{alias}.published" if alias else "published"
+    return (f"{column} >= DATE '{month:%Y-%m-%d}' AND "
+            f"{column} < DATE '{next_month(month):%Y-%m-%d}'")
+
+
+def next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
 def vector_indexes() -> frozenset[str]:
@@ -194,17 +212,111 @@ def vector_indexes() -> frozenset[str]:
     return names
 
 
+def _dates_only(filters: SearchFilters) -> bool:
+    return replace(filters, categories=(), published_after=None,
+                   published_before=None).is_empty()
+
+
 def category_graph(space: EmbeddingSpace, filters: SearchFilters, precision: str) -> str | None:
     """The category whose own graph can serve this filter, if any: one category asked for,
     besides it only dates (tested on the code rows' own copies), its partial index built, and
     an index precision mode."""
-    dates_only = replace(filters, categories=(), published_after=None,
-                         published_before=None).is_empty()
-    if (precision == "exact" or len(filters.categories) != 1 or not dates_only
+    if (precision == "exact" or len(filters.categories) != 1 or not _dates_only(filters)
             or not space.code_version):
         return None
     category = filters.categories[0]
     return category if category_index_name(space, category) in vector_indexes() else None
+
+
+# A date filter is served by the graphs of the months it spans when that takes at most this
+# many graph walks (each ~3 ms at 1M; more are slower than one iterative walk of the whole
+# graph, which is good enough for the broad filters that span many months) ...
+MONTH_WALKS_MAX = 4
+# ...and the days left over (the part of a month the range cuts, months too small for a
+# graph) hold at most this many papers, ranked by their codes exactly (5,600 rows: ~4 ms).
+MONTH_EXACT_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class MonthSlices:
+    """How a date range splits over the per-month graphs."""
+
+    whole: tuple[date, ...]  # months inside the range: their graph walked as is
+    cut: tuple[date, ...]  # months the range cuts, too many rows to rank exactly: walked
+    #                        with the date filter (iterative scan)
+    exact: tuple[tuple[date | None, date | None], ...]  # [from, until) ranked exactly
+
+
+def month_slices(space: EmbeddingSpace, filters: SearchFilters, precision: str
+                 ) -> MonthSlices | None:
+    """The month graphs that can serve a date-only filter, or None. A 10% date filter at 1M
+    walked the whole graph skipping 90% of it: recall 0.94, p95 4.1x the unfiltered search;
+    over its months' own graphs: 0.99, 1.8x (docs/benchmarks.md)."""
+    if (precision == "exact" or filters.categories or not _dates_only(filters)
+            or not space.code_version
+            or not (filters.published_after or filters.published_before)):
+        return None
+    prefix = f"emb_s{int(space.pk)}_month_"
+    months = sorted(date(int(n[-6:-2]), int(n[-2:]), 1) for n in vector_indexes()
+                    if n.startswith(prefix) and n[-6:].isdigit())
+    start = filters.published_after  # inclusive
+    until = (filters.published_before + timedelta(days=1)) if filters.published_before else None
+    inside = [m for m in months
+              if (until is None or m < until) and (start is None or next_month(m) > start)]
+    if not inside:
+        return None
+    whole = [m for m in inside if (start is None or m >= start)
+             and (until is None or next_month(m) <= until)]
+    cut = [m for m in inside if m not in whole]
+    if len(inside) > MONTH_WALKS_MAX:
+        return None
+    # Exactly ranked: the range outside every month graph, and each cut month whose part in
+    # the range is small (a graph walk would skip most of the month).
+    exact: list[tuple[date | None, date | None]] = []
+    edge = start
+    for m in inside:
+        if edge is None or edge < m:
+            exact.append((edge, m))
+        edge = next_month(m)
+    if until is None or edge < until:
+        exact.append((edge, until))
+    walked_cut = []
+    for m in cut:
+        part = (max(m, start) if start else m, min(next_month(m), until) if until else next_month(m))
+        if _count_codes(space, [part], MONTH_EXACT_MAX + 1) <= MONTH_EXACT_MAX:
+            exact.append(part)
+        else:
+            walked_cut.append(m)
+    if exact and _count_codes(space, exact, MONTH_EXACT_MAX + 1) > MONTH_EXACT_MAX:
+        return None
+    return MonthSlices(tuple(whole), tuple(walked_cut), tuple(exact))
+
+
+def _range_sql(start: date | None, until: date | None, alias: str = "pc"
+               ) -> tuple[str, list[Any]]:
+    """A [start, until) date range as SQL (None = open end)."""
+    conds, params = [f"{alias}.published IS NOT NULL"], []
+    if start is not None:
+        conds.append(f"{alias}.published >= %s")
+        params.append(start)
+    if until is not None:
+        conds.append(f"{alias}.published < %s")
+        params.append(until)
+    return " AND ".join(conds), params
+
+
+def _count_codes(space: EmbeddingSpace, ranges, cap: int) -> int:
+    """Code rows dated within the ranges, each range counted no further than `cap`. One
+    index-only scan per range (an OR of ranges would read the rows themselves)."""
+    parts, params = [], []
+    for start, until in ranges:
+        where, where_params = _range_sql(start, until)
+        parts.append(f"(SELECT count(*) FROM (SELECT 1 FROM search_papercode pc "
+                     f"WHERE pc.space_id = %s AND {where} LIMIT %s) s)")
+        params += [space.pk, *where_params, cap]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + " + ".join(parts), params)
+        return int(cursor.fetchone()[0])
 
 
 def exact_scan_threshold() -> int:
@@ -265,8 +377,10 @@ def vector_ranking(
             plan["matching_estimate"] = (matches if matches <= exact_scan_max
                                          else f">{exact_scan_max}")
         category = category_graph(space, filters, precision)
-        if matches <= min(exact_scan_max, EXACT_SCAN_MAX) or (
-                matches <= exact_scan_max and category is None):
+        small = matches <= min(exact_scan_max, EXACT_SCAN_MAX) or (
+            matches <= exact_scan_max and category is None)
+        months = None if small or category else month_slices(space, filters, precision)
+        if small:
             plan["plan"] = "exact_filtered"
             rows = filtered_scan(space, vector, k, where, params)
         elif category is not None:
@@ -275,7 +389,24 @@ def vector_ranking(
             dates = replace(filters, categories=())
             plan["plan"] = "category_graph" + ("" if dates.is_empty() else "_iterative")
             plan["precision"] = "ternary"
-            rows = category_graph_scan(space, vector, k, category, dates, exclude_ids)
+            walk, walk_params = filter_sql(dates, alias="pc")
+            rows = code_graph_scan(
+                space, vector, k, [(f"{walk} AND pc.categories && {category_literal(category)}",
+                                    walk_params)],
+                recheck=filters, exclude_ids=exclude_ids, iterative=not dates.is_empty())
+        elif months is not None:
+            # The graphs of the months the range spans; what they leave, ranked exactly.
+            plan["plan"] = "month_graphs"
+            plan["precision"] = "ternary"
+            plan["months"] = {"whole": len(months.whole), "cut": len(months.cut),
+                              "exact_ranges": len(months.exact)}
+            dates, date_params = filter_sql(filters, alias="pc")
+            walks = [(month_predicate(m, "pc"), []) for m in months.whole]
+            walks += [(f"{month_predicate(m, 'pc')} AND {dates}", date_params)
+                      for m in months.cut]
+            rows = code_graph_scan(space, vector, k, walks, recheck=filters,
+                                   exclude_ids=exclude_ids, iterative=bool(months.cut),
+                                   exact=[_range_sql(*r) for r in months.exact])
         else:
             plan["plan"] = "hnsw_iterative"
             rows = index_scan(space, vector, k, where, params, precision=precision,
@@ -345,29 +476,46 @@ def _hnsw_session(cursor, ef_search: int, iterative: bool) -> None:
         cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
 
 
-def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, category: str,
-                        dates: SearchFilters, exclude_ids: Sequence[int] = ()
-                        ) -> list[tuple[int, float]]:
-    """A category's graph walked on the code table alone: the category is the index predicate
-    and a date filter is tested on the code row's own copy of the date, so no visited row is
-    joined to anything (measured at 74.7k, cs.CL + date: p50 7.7 vs 12 ms with the joins).
-    The candidates are then narrowed by their inline halfvec copies, reranked by their float
-    vectors and rechecked against the paper itself (a lagging copy can cost a result, refilled
-    by the exact fallback, never add one). At 1M, cs.CV: 7.1 vs 8.1 ms warm, 7.5 vs 16.9 ms
-    with cold TOAST pages, same results."""
+def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
+                    walks: Sequence[tuple[str, list[Any]]], *, recheck: SearchFilters,
+                    exclude_ids: Sequence[int] = (), iterative: bool = False,
+                    exact: Sequence[tuple[str, list[Any]]] = ()) -> list[tuple[int, float]]:
+    """Partial graphs on the ternary codes (a category's, a month's), walked on the code
+    table alone: each walk's predicate repeats its index's, plus any date filter, tested on
+    the code row's own copy of the date, so no visited row is joined to anything (measured at
+    74.7k, cs.CL + date: p50 7.7 vs 12 ms with the joins). Each `exact` condition (the days
+    no graph covers) has its rows ranked by Hamming distance without a graph, read from the
+    covering (space, date) index alone.
+
+    The candidates of all walks are then narrowed by their inline halfvec copies, reranked by
+    their float vectors and rechecked against the paper itself with the whole filter (a
+    lagging copy can cost a result, refilled by the exact fallback, never add one). At 1M,
+    cs.CV: 7.1 vs 8.1 ms warm, 7.5 vs 16.9 ms with cold TOAST pages, same results."""
     mode = INDEX_MODES["ternary"]
     dim, literal = index_literal(space, "ternary", vector)
-    walk, walk_params = filter_sql(dates, alias="pc")
-    recheck, recheck_params = _where(replace(dates, categories=(category,)), exclude_ids,
-                                     alias="cp")
+    candidates = k * CODE_GRAPH_OVERSAMPLE
+    distance = f"pc.code::bit({dim}) {mode.operator} %s::bit({dim})"
+    branches, params = [], []
+    for predicate, predicate_params in walks:
+        branches.append(f"(SELECT pc.embedding_id AS eid, {distance} AS d "
+                        f"FROM search_papercode pc "
+                        f"WHERE pc.space_id = {int(space.pk)} AND {predicate} "
+                        f"ORDER BY {distance} LIMIT %s)")
+        params += [literal, *predicate_params, literal, candidates]
+    for predicate, predicate_params in exact:
+        # "+ 0": an ordering no index serves, so Postgres ranks these rows itself instead of
+        # walking the whole-space graph and filtering afterwards.
+        branches.append(f"(SELECT pc.embedding_id AS eid, {distance} AS d "
+                        f"FROM search_papercode pc "
+                        f"WHERE pc.space_id = {int(space.pk)} AND {predicate} "
+                        f"ORDER BY ({distance}) + 0 LIMIT %s)")
+        params += [literal, *predicate_params, literal, candidates]
+    recheck_where, recheck_params = _where(recheck, exclude_ids, alias="cp")
     sql = f"""
         WITH candidates AS MATERIALIZED (
-            SELECT pc.embedding_id AS eid
-            FROM search_papercode pc
-            WHERE pc.space_id = {int(space.pk)} AND {walk}
-                AND pc.categories && {category_literal(category)}
-            ORDER BY pc.code::bit({dim}) {mode.operator} %s::bit({dim})
-            LIMIT %s
+            -- the nearest codes over all branches, as one graph over their union would give:
+            -- reading every branch's halfvec copies cost more than the walks (600 rows at 1M)
+            SELECT eid FROM ({" UNION ALL ".join(branches)}) u ORDER BY d LIMIT %s
         ), nearest AS MATERIALIZED (
             -- the inline halfvec copy narrows the candidates before the TOASTed float is read
             SELECT e.id FROM candidates c JOIN search_paperembedding e ON e.id = c.eid
@@ -378,15 +526,12 @@ def category_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, categ
         FROM nearest n
         JOIN search_paperembedding e ON e.id = n.id
         JOIN search_paper cp ON cp.id = e.paper_id AND cp.content_hash = e.content_hash
-        WHERE {recheck}
+        WHERE {recheck_where}
         ORDER BY distance, e.paper_id LIMIT %s
     """
-    candidates = k * CATEGORY_GRAPH_OVERSAMPLE
     with transaction.atomic(), connection.cursor() as cursor:
-        _hnsw_session(cursor, max(int(settings.HNSW_EF_SEARCH), candidates),
-                      iterative=not dates.is_empty())
-        cursor.execute(sql, [*walk_params, literal, candidates,
-                             HalfVector(vector.astype(np.float16)).to_text(),
+        _hnsw_session(cursor, max(int(settings.HNSW_EF_SEARCH), candidates), iterative)
+        cursor.execute(sql, [*params, candidates, HalfVector(vector.astype(np.float16)).to_text(),
                              max(FILTERED_CANDIDATES, 4 * k), Vector(vector).to_text(),
                              *recheck_params, k])
         return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]

@@ -398,8 +398,9 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             if refit:  # old codes (and their graphs) are meaningless under new thresholds
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s "
-                                   "OR indexname = %s",
-                                   [f"emb_s{sid}_cat_%", f"emb_s{sid}_code_hnsw"])
+                                   "OR indexname LIKE %s OR indexname = %s",
+                                   [f"emb_s{sid}_cat_%", f"emb_s{sid}_month_%",
+                                    f"emb_s{sid}_code_hnsw"])
                     for (name,) in cursor.fetchall():
                         cursor.execute(f"DROP INDEX IF EXISTS {name}")
                 PaperCode.objects.filter(space_id=sid).delete()
@@ -436,12 +437,9 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
         done += len(rows)
         report("encode", done, max(total, done))
     space_ensure_code_index(space=space, on_progress=report)
-    # Per-category graphs for the generic space only: aspect spaces serve "similar" queries,
-    # where a category filter is rarer, and each set of graphs costs ~1.6x the code index.
-    categories = (space_ensure_category_indexes(space=space, on_progress=report)
-                  if space.aspect == "generic" else [])
+    slices = space_ensure_slice_indexes(space=space, on_progress=report)
     return {"space": space.name, "code_version": space.code_version, "encoded": done,
-            "category_indexes": categories}
+            "slice_indexes": slices}
 
 
 @contextmanager
@@ -460,32 +458,58 @@ def _index_build_memory():
             cursor.execute("SET maintenance_work_mem = %s", [before])
 
 
-def space_ensure_category_indexes(
-    *, space: EmbeddingSpace, on_progress: Callable[[str, int, int], None] | None = None,
-) -> list[str]:
-    """Partial HNSW indexes on the ternary codes of each frequent category (more papers than
-    the planner ranks exactly), so that a category filter walks a graph of only that
-    category's papers instead of skipping the others (docs/benchmarks.md). Returns the
-    categories indexed; idempotent."""
-    from search.planner import EXACT_SCAN_MAX, category_index_name, category_literal
+def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
+    """The partial graphs a space's codes call for: {index name: extra index predicate} for
+    each category and each calendar month holding more papers than the planner ranks exactly.
+    A filter on one of them then walks a graph of only its papers instead of skipping the
+    others (docs/benchmarks.md). Generic space only: aspect spaces serve "similar" queries,
+    where filters are rarer, and each set of graphs costs ~1.6x the code index."""
+    from search.planner import (EXACT_SCAN_MAX, category_index_name, category_literal,
+                                month_index_name, month_predicate)
 
+    if space.aspect != "generic" or not space.code_version:
+        return {}
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c, count(*) FROM search_papercode, unnest(categories) AS c "
             "WHERE space_id = %s GROUP BY c HAVING count(*) > %s ORDER BY count(*) DESC",
             [space.pk, EXACT_SCAN_MAX])
-        frequent = [c for c, _ in cursor.fetchall()]
-    for done, category in enumerate(frequent):
+        categories = [c for c, _ in cursor.fetchall()]
+        cursor.execute(
+            "SELECT date_trunc('month', published)::date AS m FROM search_papercode "
+            "WHERE space_id = %s AND published IS NOT NULL GROUP BY m HAVING count(*) > %s "
+            "ORDER BY m", [space.pk, EXACT_SCAN_MAX])
+        months = [m for (m,) in cursor.fetchall()]
+    wanted = {category_index_name(space, c): f"AND categories && {category_literal(c)}"
+              for c in categories}
+    wanted.update({month_index_name(space, m): f"AND {month_predicate(m)}" for m in months})
+    return wanted
+
+
+def space_ensure_slice_indexes(
+    *, space: EmbeddingSpace, on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[str]:
+    """Build the missing per-category and per-month graphs; returns the names of all of them
+    (idempotent: the periodic sweep calls for it when a month or a category has grown past
+    the threshold)."""
+    wanted = space_frequent_slices(space)
+    for done, (name, predicate) in enumerate(wanted.items()):
         if on_progress:
-            on_progress("categories", done, len(frequent))
-        _create_code_graph(category_index_name(space, category), space,
-                           f"AND categories && {category_literal(category)}")
+            on_progress("slices", done, len(wanted))
+        _create_code_graph(name, space, predicate)
     if on_progress:
-        on_progress("categories", len(frequent), len(frequent))
+        on_progress("slices", len(wanted), len(wanted))
     from django.core.cache import cache
 
     cache.delete("paperscope:vector-indexes")
-    return frequent
+    return list(wanted)
+
+
+def space_slice_indexes_missing(space: EmbeddingSpace) -> list[str]:
+    from search.planner import vector_indexes
+
+    present = vector_indexes()
+    return [name for name in space_frequent_slices(space) if name not in present]
 
 
 def space_ensure_code_index(*, space: EmbeddingSpace,
@@ -559,14 +583,15 @@ def space_code_job_run(*, job: Job) -> Job:
             status=Job.Status.DONE, stats=result, finished_at=timezone.now(),
             processed=result["encoded"], total=result["encoded"],
             message=f"{result['encoded']} codes written (thresholds {result['code_version']}), "
-                    f"index ready, {len(result['category_indexes'])} per-category indexes")
+                    f"index ready, {len(result['slice_indexes'])} per-category and per-month "
+                    "indexes")
     job.refresh_from_db()
     return job
 
 
 _CODE_PHASES = {"fit": "fitting thresholds", "encode": "writing codes",
                 "index": "building the HNSW index",
-                "categories": "building per-category indexes"}
+                "slices": "building per-category and per-month indexes"}
 
 
 class _IndexBuildWatcher:

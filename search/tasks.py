@@ -91,12 +91,27 @@ def _queue_code_build(space: EmbeddingSpace) -> None:
         return
     if space.code_version:
         needed = (services.space_codes_incomplete(space)
-                  or not services.space_code_index_exists(space))
+                  or not services.space_code_index_exists(space)
+                  or _slices_outgrown(space))
     else:
         needed = space.embeddings.count() >= services.CODE_FIT_MIN
     if needed:
         log.info("embed_missing: queueing the ternary code build for %s", space.name)
         services.space_code_job_create(space=space)
+
+
+def _slices_outgrown(space: EmbeddingSpace) -> bool:
+    """A category or a month grown past the threshold since the last build (the current month
+    always does, sooner or later). Two GROUP BYs over the code table (~1 s at 1M), so checked
+    every SLICE_CHECK_INTERVAL, not on every sweep."""
+    from django.core.cache import cache
+
+    if not cache.add(f"paperscope:slice-check:{space.pk}", True, SLICE_CHECK_INTERVAL):
+        return False
+    return bool(services.space_slice_indexes_missing(space))
+
+
+SLICE_CHECK_INTERVAL = 15 * 60  # seconds
 
 
 @shared_task(max_retries=0)

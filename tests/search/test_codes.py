@@ -1,5 +1,7 @@
 """The ternary code: its distance, its build (fit, fill, index), and that it never goes stale."""
 
+from datetime import date
+
 import numpy as np
 import pytest
 from django.db import connection
@@ -42,6 +44,13 @@ def embedded(fixtures_dir):
     space = services.space_for_model()
     services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)), space=space)
     return space
+
+
+def most_frequent_category() -> str:
+    from collections import Counter
+
+    counts = Counter(c for cats in Paper.objects.values_list("categories", flat=True) for c in cats)
+    return counts.most_common(1)[0][0]
 
 
 def index_exists(name: str) -> bool:
@@ -150,7 +159,6 @@ def test_the_build_runs_as_a_background_job_with_progress(celery_worker, fixture
 
 def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embedded,
                                                                              monkeypatch):
-    from datetime import date
 
     from search import planner
 
@@ -161,8 +169,10 @@ def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embe
     for cats in Paper.objects.values_list("categories", flat=True):
         for c in cats:
             counts[c] = counts.get(c, 0) + 1
-    assert sorted(result["category_indexes"]) == sorted(c for c, n in counts.items() if n > 5)
-    category = result["category_indexes"][0]
+    frequent = sorted(c for c, n in counts.items() if n > 5)
+    assert sorted(n for n in result["slice_indexes"] if "_cat_" in n) == sorted(
+        planner.category_index_name(embedded, c) for c in frequent)
+    category = frequent[0]
     assert index_exists(planner.category_index_name(embedded, category))
 
     query = get_encoder().encode(["robots that learn to grasp objects"])[0]
@@ -189,7 +199,6 @@ def test_a_papers_new_categories_and_date_reach_its_code_row(embedded):
     services.space_build_code(space=embedded)
     paper = Paper.objects.order_by("pk").first()
 
-    from datetime import date
 
     Paper.objects.filter(pk=paper.pk).update(categories=["q-bio.NC", "cs.NE"])
     Paper.objects.filter(pk=paper.pk).update(published=date(2020, 2, 29))
@@ -202,7 +211,8 @@ def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedde
     from search import planner
 
     monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)
-    category = services.space_build_code(space=embedded)["category_indexes"][0]
+    services.space_build_code(space=embedded)
+    category = most_frequent_category()
     embedded.refresh_from_db()
     outsider = Paper.objects.exclude(categories__contains=[category]).order_by("pk").first()
     # A code row claiming the category its paper does not have (as a lost race would leave):
@@ -217,7 +227,6 @@ def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedde
     assert all(category in Paper.objects.get(pk=p).categories for p, _ in got)
 
     # the same with a date filter, walked on the code rows' own dates
-    from datetime import date
 
     insider = Paper.objects.filter(categories__contains=[category]).order_by("pk").first()
     recent = insider.published
@@ -283,3 +292,95 @@ def test_a_build_left_running_by_a_dead_worker_is_failed_with_a_fitting_message(
     assert build.status == ingest.status == Job.Status.FAILED
     assert "resumes" in build.message and "re-submit the file" in ingest.message
     assert not services.space_code_job_pending(embedded)
+
+
+def spread_over_months(months: list[date]) -> None:
+    """Give the fixture papers dates spread evenly over the given months (one per day from
+    the 1st, round robin), so each month holds a known share."""
+    papers = list(Paper.objects.order_by("pk").values_list("pk", flat=True))
+    for i, pk in enumerate(papers):
+        month = months[i % len(months)]
+        Paper.objects.filter(pk=pk).update(published=month.replace(day=1 + (i // len(months))))
+
+
+def test_a_date_filter_walks_the_graphs_of_the_months_it_spans(embedded, monkeypatch):
+    from search import planner
+
+    months = [date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1), date(2025, 4, 1)]
+    spread_over_months(months)  # 10 papers a month, dated the 1st to the 10th
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)
+    result = services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    assert {planner.month_index_name(embedded, m) for m in months} <= set(result["slice_indexes"])
+    query = get_encoder().encode(["language models for low-resource translation"])[0]
+
+    monkeypatch.setattr(planner, "MONTH_EXACT_MAX", 3)
+    cases = [
+        # whole months, and the open end after the last graph (empty here) ranked exactly
+        (SearchFilters(published_after=date(2025, 2, 1)), (3, 0, 1)),
+        # a cut month with few rows in range (ranked exactly) + the months after it
+        (SearchFilters(published_after=date(2025, 2, 9)), (2, 0, 2)),
+        # a cut month with many rows in range: walked with the date filter
+        (SearchFilters(published_after=date(2025, 3, 3), published_before=date(2025, 3, 31)),
+         (0, 1, 0)),
+        # days before the first month graph: ranked exactly, with the whole January graph
+        (SearchFilters(published_after=date(2024, 12, 1), published_before=date(2025, 1, 31)),
+         (1, 0, 1)),
+    ]
+    for filters, (whole, cut, exact_ranges) in cases:
+        exact, _ = vector_ranking(space=embedded, vector=query, k=5, filters=filters,
+                                  precision="exact")
+        got, plan = vector_ranking(space=embedded, vector=query, k=5, filters=filters,
+                                   exact_scan_max=5)
+        assert plan["plan"] == "month_graphs", (filters, plan)
+        assert plan["months"] == {"whole": whole, "cut": cut, "exact_ranges": exact_ranges}
+        assert [p for p, _ in got] == [p for p, _ in exact], filters
+
+    # more months than MONTH_WALKS_MAX: one walk of the whole graph instead
+    monkeypatch.setattr(planner, "MONTH_WALKS_MAX", 2)
+    _, plan = vector_ranking(space=embedded, vector=query, k=5, exact_scan_max=5,
+                             filters=SearchFilters(published_after=date(2025, 1, 1)))
+    assert plan["plan"] == "hnsw_iterative"
+
+
+def test_a_lagging_date_copy_never_adds_a_paper_outside_the_range(embedded, monkeypatch):
+    from search import planner
+
+    spread_over_months([date(2025, 1, 1), date(2025, 2, 1)])
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    insider = Paper.objects.filter(published__month=2).order_by("pk").first()
+    Paper.objects.filter(pk=insider.pk).update(published=date(2001, 1, 1))  # trigger syncs...
+    PaperCode.objects.filter(embedding__paper=insider).update(published=date(2025, 2, 1))  # lags
+    query = np.asarray(PaperEmbedding.objects.get(space=embedded, paper=insider).embedding)
+
+    got, plan = vector_ranking(space=embedded, vector=query, k=5, exact_scan_max=5,
+                               filters=SearchFilters(published_after=date(2025, 2, 1)))
+
+    assert plan["plan"] == "month_graphs"
+    assert insider.pk not in [p for p, _ in got] and len(got) == 5
+
+
+def test_the_sweep_queues_a_build_when_a_month_outgrows_the_threshold(embedded, monkeypatch):
+    from search import planner, tasks
+
+    spread_over_months([date(2025, 1, 1), date(2025, 2, 1)])
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 15)  # 20 papers a month: both get a graph
+    services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    assert services.space_slice_indexes_missing(embedded) == []
+
+    spread_over_months([date(2025, 1, 1), date(2025, 2, 1), date(2025, 3, 1), date(2025, 4, 1)])
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)  # now 10 a month: March and April too
+    missing = services.space_slice_indexes_missing(embedded)
+    assert {planner.month_index_name(embedded, date(2025, m, 1)) for m in (3, 4)} <= set(missing)
+    jobs = lambda: Job.objects.filter(kind=Job.Kind.INDEX, params__space_id=embedded.pk)
+    tasks._queue_code_build(embedded)
+    assert jobs().count() == 1
+
+    jobs().update(status=Job.Status.DONE)
+    tasks._queue_code_build(embedded)  # checked again only after SLICE_CHECK_INTERVAL
+    assert jobs().count() == 1
+    services.space_code_job_run(job=jobs().get())
+    assert services.space_slice_indexes_missing(embedded) == []

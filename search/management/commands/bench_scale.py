@@ -368,7 +368,7 @@ class Command(BaseCommand):
             "post-filter HNSW": lambda v, f: post_filter_hnsw(space, v, K, f),
             "exact": lambda v, f: [pid for pid, _ in exact(space, v, K, f)],
         }
-        self.warm_up(space, queries, indexes=("_half_", "_code_", "_cat_"))
+        self.warm_up(space, queries, indexes=("_half_", "_code_", "_cat_", "_month_"))
         unfiltered: list[float] = []
         stats = {(fi, name): {"ms": [], "recall": [], "short": 0, "plans": Counter()}
                  for fi in range(len(filters)) for name in variants}
@@ -501,12 +501,14 @@ class Command(BaseCommand):
         default = {"exact_scan_max": planner.exact_scan_threshold(),
                    "max_scan_tuples": settings.HNSW_MAX_SCAN_TUPLES,
                    "ef_search": settings.HNSW_EF_SEARCH,
-                   "oversample": settings.HNSW_ITERATIVE_OVERSAMPLE}
+                   "oversample": settings.HNSW_ITERATIVE_OVERSAMPLE,
+                   "code_oversample": planner.CODE_GRAPH_OVERSAMPLE}
         configs = [default]
         configs += [{**default, "exact_scan_max": v} for v in (1_000, 3_000, 10_000, 20_000)]
         configs += [{**default, "ef_search": v} for v in (64, 100, 200)]
         configs += [{**default, "oversample": v} for v in (1, 2, 4)]
         configs += [{**default, "max_scan_tuples": v} for v in (20_000, 100_000)]
+        configs += [{**default, "code_oversample": v} for v in (10, 15)]
         configs += [{**default, "exact_scan_max": e, "ef_search": 200, "oversample": o}
                     for e in (1_000, 3_000) for o in (2, 4)]
         configs = [c for i, c in enumerate(configs) if c not in configs[:i]]  # no repeats
@@ -521,6 +523,7 @@ class Command(BaseCommand):
                 for ci in (list(range(len(configs)))[qi % len(configs):] +
                            list(range(len(configs)))[:qi % len(configs)]):
                     c = configs[ci]
+                    planner.CODE_GRAPH_OVERSAMPLE = c["code_oversample"]
                     with overridden(HNSW_MAX_SCAN_TUPLES=c["max_scan_tuples"],
                                     HNSW_EF_SEARCH=c["ef_search"],
                                     HNSW_ITERATIVE_OVERSAMPLE=c["oversample"]):
@@ -551,13 +554,14 @@ class Command(BaseCommand):
                         "worst_p95_ms": round(all_p95, 2), "mean_p50_ms": round(mean_p50, 2),
                         "per_filter": per_filter})
             table.append([c["exact_scan_max"], c["max_scan_tuples"], c["ef_search"],
-                          c["oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
+                          c["oversample"], c["code_oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
                           round(mean_p50, 1), "yes" if passes else "no"])
         self.say(f"\nplanner settings sweep ({len(queries)} queries x "
                  f"{len(filters)} filters per config, interleaved; worst = over all filters; "
                  "ratio = p95 / unfiltered HNSW p95 over filters >= 1%):")
         self.say(markdown_table(["EXACT_SCAN_MAX", "max_scan_tuples", "ef_search",
-                                 "iterative oversample", "worst recall@10", "short", "worst p95/unfiltered",
+                                 "iterative oversample", "code graph oversample",
+                                 "worst recall@10", "short", "worst p95/unfiltered",
                                  "worst p95 ms", "mean p50 ms", "meets targets"], table))
         passing = [o for o in out if o["passes"]] or out
         best = min(passing, key=lambda o: (not o["passes"], o["worst_p95_ms"]))
@@ -565,7 +569,9 @@ class Command(BaseCommand):
                  f"EXACT_SCAN_MAX={best['exact_scan_max']}, "
                  f"HNSW_MAX_SCAN_TUPLES={best['max_scan_tuples']}, "
                  f"HNSW_EF_SEARCH={best['ef_search']}, "
-                 f"HNSW_ITERATIVE_OVERSAMPLE={best['oversample']}")
+                 f"HNSW_ITERATIVE_OVERSAMPLE={best['oversample']}, "
+                 f"CODE_GRAPH_OVERSAMPLE={best['code_oversample']}")
+        planner.CODE_GRAPH_OVERSAMPLE = default["code_oversample"]
         return out
 
     # --- halfvec graph degree ---------------------------------------------------------------------
