@@ -148,6 +148,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
+# "Similar by aspect" reranks the aspect vector's top LEXICAL_SHORTLIST papers by
+# z(vector) + w * z(tf-idf cosine) (recommend.lexical); 0 turns it off. w per aspect, chosen
+# on validation splits (docs/benchmarks.md "Lexical fusion"); method has no measurement
+# (too few labelled pairs) and takes the generic weight.
+LEXICAL_SHORTLIST = env.int("LEXICAL_SHORTLIST", default=100)
+LEXICAL_WEIGHTS = {"generic": 1.0, "task": 1.0, "method": 1.0, "dataset": 0.25}
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
 # HNSW search breadth; higher = better recall, slower.
@@ -187,6 +193,12 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stale-jobs": {
         "task": "search.tasks.fail_stale_jobs",
         "schedule": timedelta(minutes=5),
+    },
+    # The tf-idf vocabulary of the lexical rerank: fitted once the corpus is big enough,
+    # refitted when it has doubled.
+    "fit-lexical": {
+        "task": "recommend.tasks.fit_lexical_if_needed",
+        "schedule": timedelta(minutes=10),
     },
 }
 

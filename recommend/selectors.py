@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 
+from recommend import lexical
 from search.models import EmbeddingSpace, Paper
 from search.params import SearchFilters
 from search.planner import filter_sql, vector_ranking
@@ -108,10 +110,31 @@ def paper_similar_explained(
     vectors = stored_vectors(space, [paper.pk])
     if paper.pk not in vectors:
         raise NotReady(f"this paper's {aspect} vector has not been computed yet; try again shortly")
-    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=k, filters=filters,
-                                  exclude_ids=[paper.pk])
-    result = SearchResult(hydrate(ranked), f"similar:{aspect}", {"semantic": plan})
+    fitted = lexical.current() if settings.LEXICAL_SHORTLIST > 0 else None
+    w = lexical.weight(aspect) if fitted else 0.0
+    depth = max(k, settings.LEXICAL_SHORTLIST) if w > 0 else k
+    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=depth,
+                                  filters=filters, exclude_ids=[paper.pk])
+    debug: dict[str, Any] = {"semantic": plan}
+    words: dict[int, tuple[float, list[str]]] = {}
+    if w > 0:
+        # The vector's shortlist reranked with the words the two papers share
+        # (recommend.lexical; measured gain on every aspect, docs/benchmarks.md).
+        texts = {pid: lexical.paper_text(title, abstract) for pid, title, abstract in
+                 Paper.objects.filter(pk__in=[pid for pid, _ in ranked])
+                 .values_list("pk", "title", "abstract")}
+        cosine = dict(ranked)
+        fused = lexical.rerank(fitted=fitted, anchor=lexical.paper_text(paper.title, paper.abstract),
+                               candidates=ranked, texts=texts, w=w, k=k)
+        ranked = [(pid, cosine[pid]) for pid, *_ in fused]
+        words = {pid: (similarity, terms) for pid, _, similarity, terms in fused}
+        debug["lexical"] = {"version": fitted.version, "weight": w, "shortlist": depth}
+    result = SearchResult(hydrate(ranked), f"similar:{aspect}", debug)
     explain(anchors=[paper], results=result.results, spaces=active_aspects())
+    for item in result.results:
+        if item.paper.pk in words:
+            similarity, terms = words[item.paper.pk]
+            item.details["explanation"]["words"] = {"similarity": similarity, "shared": terms}
     return result
 
 

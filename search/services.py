@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -464,8 +464,13 @@ def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
     A filter on one of them then walks a graph of only its papers instead of skipping the
     others (docs/benchmarks.md). Generic space only: aspect spaces serve "similar" queries,
     where filters are rarer, and each set of graphs costs ~1.6x the code index."""
-    from search.planner import (EXACT_SCAN_MAX, category_index_name, category_literal,
-                                month_index_name, month_predicate)
+    from search.planner import (
+        EXACT_SCAN_MAX,
+        category_index_name,
+        category_literal,
+        month_index_name,
+        month_predicate,
+    )
 
     if space.aspect != "generic" or not space.code_version:
         return {}

@@ -1,0 +1,132 @@
+"""The lexical half of aspect similarity: tf-idf cosine fused with the aspect vectors.
+
+Measured (docs/benchmarks.md "Lexical fusion", bench/aspects_fusion_shortlist.py): reranking
+the top 100 papers by an aspect vector with z(vector cosine) + w * z(tf-idf cosine), both
+z-scored over that shortlist, lifts held-out MAP@10 on every aspect we can measure: pwc
+"same task" 0.320 -> 0.362, SciREX dataset 0.510 -> 0.539, and, on tasks never seen in
+training, 0.505 -> 0.622 over the generic vector (where the tf-idf peer alone scores 0.602:
+words carry what a general-purpose embedding blurs, like method and dataset names).
+
+The features are arxiv-sanity-lite's (the outside peer): word 1-2 grams, English stop words,
+20k terms, min_df 5, max_df 0.1, sublinear tf. The vocabulary and idf are fitted on the corpus
+by a background job (fit_model) and stored versioned in the database (LexicalModel); papers'
+tf-idf vectors are computed on the fly for the shortlist only (~100 abstracts: ~10 ms), so no
+per-paper storage goes stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import NamedTuple, Sequence
+
+import numpy as np
+from django.conf import settings
+
+from recommend.models import LexicalModel
+from search.models import Paper
+
+FIT_SAMPLE = 50_000  # papers read by a fit (a uniform sample of bigger corpora)
+FIT_MIN = 200  # papers before a fit is worth it; below, similarity is the vector's alone
+# Below this corpus size min_df 5 / max_df 0.1 would leave almost no terms (a 40-paper corpus
+# has few words in 5 papers, and 10% of it is 4 papers).
+SMALL_CORPUS = 1_000
+
+
+def _vectorizer(n_papers: int | None = None, vocabulary=None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    small = n_papers is not None and n_papers < SMALL_CORPUS
+    return TfidfVectorizer(
+        strip_accents="unicode", lowercase=True, analyzer="word", stop_words="english",
+        token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b", ngram_range=(1, 2),
+        max_features=None if vocabulary is not None else 20_000, norm="l2", use_idf=True,
+        smooth_idf=True, sublinear_tf=True, vocabulary=vocabulary,
+        min_df=1 if small else 5, max_df=1.0 if small else 0.1,
+    )
+
+
+def paper_text(title: str, abstract: str) -> str:
+    """The peer's text: title | abstract, whitespace-normalised."""
+    return " ".join(title.split()) + " | " + " ".join(abstract.split())
+
+
+def fit_model() -> LexicalModel | None:
+    """Fit the vocabulary and idf on (a sample of) the corpus; None when it is too small.
+    Idempotent: the same fit is stored once (its version is a hash of terms and idf)."""
+    corpus = Paper.objects.count()
+    if corpus < FIT_MIN:
+        return None
+    rows = list(Paper.objects.order_by("?").values_list("title", "abstract")[:FIT_SAMPLE])
+    vectorizer = _vectorizer(len(rows))
+    vectorizer.fit(paper_text(t, a) for t, a in rows)
+    terms = vectorizer.get_feature_names_out().tolist()
+    idf = [round(float(v), 6) for v in vectorizer.idf_]
+    version = hashlib.sha1(json.dumps([terms, idf]).encode()).hexdigest()[:12]
+    model, _ = LexicalModel.objects.get_or_create(
+        version=version, defaults={"terms": terms, "idf": idf, "papers": len(rows),
+                                   "corpus": corpus})
+    _cache.clear()
+    return model
+
+
+def needs_fit() -> bool:
+    """No fit yet on a corpus big enough, or the corpus has doubled since the last one."""
+    latest = LexicalModel.objects.only("corpus").first()
+    corpus = Paper.objects.count()
+    return corpus >= FIT_MIN and (latest is None or corpus >= 2 * latest.corpus)
+
+
+_cache: dict[str, Fitted] = {}
+
+
+class Fitted(NamedTuple):
+    version: str
+    vectorizer: object  # sklearn TfidfVectorizer with the stored vocabulary and idf
+    terms: np.ndarray  # term of each column
+
+
+def current() -> Fitted | None:
+    """The newest fit, or None. Cached per process (loading 20k terms costs ~50 ms)."""
+    latest = LexicalModel.objects.only("version").first()
+    if latest is None:
+        return None
+    fitted = _cache.get(latest.version)
+    if fitted is None:
+        model = LexicalModel.objects.get(pk=latest.pk)
+        vectorizer = _vectorizer(vocabulary={t: i for i, t in enumerate(model.terms)})
+        vectorizer.idf_ = np.asarray(model.idf, dtype=np.float64)
+        fitted = Fitted(model.version, vectorizer, np.asarray(model.terms, dtype=object))
+        _cache.clear()
+        _cache[latest.version] = fitted
+    return fitted
+
+
+def weight(aspect: str) -> float:
+    return float(settings.LEXICAL_WEIGHTS.get(aspect, settings.LEXICAL_WEIGHTS.get("generic", 0)))
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+def rerank(*, fitted: Fitted, anchor: str, candidates: Sequence[tuple[int, float]],
+           texts: dict[int, str], w: float, k: int) -> list[tuple[int, float, float, list[str]]]:
+    """Rerank a shortlist [(paper id, vector cosine)] by z(vector) + w * z(tf-idf cosine with
+    the anchor text), z over the shortlist. Returns the best k as (id, fused score, tf-idf
+    cosine, the terms that weigh most in both papers)."""
+    if not candidates:
+        return []
+    ids = [pid for pid, _ in candidates]
+    matrix = fitted.vectorizer.transform([anchor] + [texts.get(pid, "") for pid in ids]).tocsr()
+    query = matrix[0]
+    lexical = np.asarray((matrix[1:] @ query.T).todense()).ravel()
+    fused = _z(np.asarray([s for _, s in candidates], dtype=np.float64)) + w * _z(lexical)
+    out = []
+    for i in np.lexsort((np.asarray(ids), -fused))[:k]:
+        shared = matrix[1 + i].multiply(query).tocoo()
+        top = sorted(zip(shared.data, shared.col), reverse=True)[:5]
+        out.append((ids[i], float(fused[i]), round(float(lexical[i]), 4),
+                    [str(fitted.terms[c]) for _, c in top]))
+    return out
