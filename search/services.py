@@ -463,7 +463,8 @@ def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
     each category and each calendar month holding more papers than the planner ranks exactly.
     A filter on one of them then walks a graph of only its papers instead of skipping the
     others (docs/benchmarks.md). Generic space only: aspect spaces serve "similar" queries,
-    where filters are rarer, and each set of graphs costs ~1.6x the code index."""
+    where filters are rarer, and the graphs cost ~1.6x (categories) + ~1x (months) the code
+    index."""
     from search.planner import (
         EXACT_SCAN_MAX,
         category_index_name,
