@@ -52,3 +52,28 @@ def test_typing_a_query_updates_the_results_in_place(live_server, browser_page, 
     first = page.locator("#results .result .title").first.inner_text()
     assert "Marine Debris" in first
     page.screenshot(path=str(fixtures_dir.parent.parent / "var" / "search-page.png"))
+
+
+def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words(
+        live_server, browser_page, fixtures_dir, transactional_db, monkeypatch):
+    from recommend import lexical
+
+    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
+                          spaces=services.configured_spaces())
+    monkeypatch.setattr(lexical, "FIT_MIN", 10)
+    lexical.fit_model()
+    paper = Paper.objects.get(arxiv_id="2503.22880")
+    page = browser_page
+    page.goto(f"{live_server.url}/papers/{paper.pk}/")
+    page.evaluate("window.__marker = 'same-page'")
+
+    page.locator("nav.tabs a", has_text="same task").click()
+    page.wait_for_selector("nav.tabs a.active >> text=same task", timeout=15000)
+    first = page.locator("#similar .result").first
+    first.locator("summary").click()
+
+    assert page.evaluate("window.__marker") == "same-page"  # htmx swapped the list only
+    assert "aspect=task" in page.url
+    assert first.locator(".chip.words").inner_text().startswith("words: ")
+    assert first.locator(".chip", has_text="task").count() >= 1
