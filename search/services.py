@@ -398,9 +398,10 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
             if refit:  # old codes (and their graphs) are meaningless under new thresholds
                 with connection.cursor() as cursor:
                     cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s "
-                                   "OR indexname LIKE %s OR indexname = %s",
+                                   "OR indexname LIKE %s OR indexname LIKE %s "
+                                   "OR indexname = %s",
                                    [f"emb_s{sid}_cat_%", f"emb_s{sid}_month_%",
-                                    f"emb_s{sid}_code_hnsw"])
+                                    f"emb_s{sid}_cm_%", f"emb_s{sid}_code_hnsw"])
                     for (name,) in cursor.fetchall():
                         cursor.execute(f"DROP INDEX IF EXISTS {name}")
                 PaperCode.objects.filter(space_id=sid).delete()
@@ -460,11 +461,12 @@ def _index_build_memory():
 
 def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
     """The partial graphs a space's codes call for: {index name: extra index predicate} for
-    each category and each calendar month holding more papers than the planner ranks exactly.
+    each category, each calendar month and each category's month holding more papers than
+    the planner ranks exactly.
     A filter on one of them then walks a graph of only its papers instead of skipping the
     others (docs/benchmarks.md). Generic space only: aspect spaces serve "similar" queries,
-    where filters are rarer, and the graphs cost ~1.6x (categories) + ~1x (months) the code
-    index."""
+    where filters are rarer, and the graphs cost ~1.6x (categories) + ~1x (months) + ~1.6x
+    (categories' months) the code index."""
     from search.planner import (
         EXACT_SCAN_MAX,
         category_index_name,
@@ -486,9 +488,18 @@ def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
             "WHERE space_id = %s AND published IS NOT NULL GROUP BY m HAVING count(*) > %s "
             "ORDER BY m", [space.pk, EXACT_SCAN_MAX])
         months = [m for (m,) in cursor.fetchall()]
+        cursor.execute(
+            "SELECT c, date_trunc('month', published)::date AS m "
+            "FROM search_papercode, unnest(categories) AS c "
+            "WHERE space_id = %s AND published IS NOT NULL GROUP BY c, m HAVING count(*) > %s "
+            "ORDER BY c, m", [space.pk, EXACT_SCAN_MAX])
+        category_months = cursor.fetchall()
     wanted = {category_index_name(space, c): f"AND categories && {category_literal(c)}"
               for c in categories}
     wanted.update({month_index_name(space, m): f"AND {month_predicate(m)}" for m in months})
+    wanted.update({month_index_name(space, m, c):
+                   f"AND categories && {category_literal(c)} AND {month_predicate(m)}"
+                   for c, m in category_months})
     return wanted
 
 
@@ -507,7 +518,9 @@ def space_ensure_slice_indexes(
         on_progress("slices", len(wanted), len(wanted))
     from django.core.cache import cache
 
-    cache.delete("paperscope:vector-indexes")
+    from search.planner import vector_indexes_key
+
+    cache.delete(vector_indexes_key())
     return list(wanted)
 
 

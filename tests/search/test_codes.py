@@ -163,6 +163,8 @@ def test_frequent_categories_get_their_own_graph_and_it_serves_their_filter(embe
     from search import planner
 
     monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)  # "frequent" = more than 5 papers here
+    # the category's month graphs have their own test; here its whole graph is walked
+    monkeypatch.setattr(planner, "CATEGORY_MONTH_WALKS_MAX", 0)
     result = services.space_build_code(space=embedded)
     embedded.refresh_from_db()
     counts = {}
@@ -211,6 +213,7 @@ def test_a_lagging_category_copy_never_adds_a_paper_outside_the_category(embedde
     from search import planner
 
     monkeypatch.setattr(planner, "EXACT_SCAN_MAX", 5)
+    monkeypatch.setattr(planner, "CATEGORY_MONTH_WALKS_MAX", 0)  # the whole category graph
     services.space_build_code(space=embedded)
     category = most_frequent_category()
     embedded.refresh_from_db()
@@ -341,6 +344,36 @@ def test_a_date_filter_walks_the_graphs_of_the_months_it_spans(embedded, monkeyp
     _, plan = vector_ranking(space=embedded, vector=query, k=5, exact_scan_max=5,
                              filters=SearchFilters(published_after=date(2025, 1, 1)))
     assert plan["plan"] == "hnsw_iterative"
+
+
+def test_a_category_and_date_filter_walks_that_categorys_month_graphs(embedded, monkeypatch):
+    from search import planner
+
+    months = [date(2025, 1, 1), date(2025, 2, 1)]
+    spread_over_months(months)  # 20 papers a month, dated the 1st to the 20th
+    category = most_frequent_category()
+    per_month = [Paper.objects.filter(categories__contains=[category], published__month=m.month)
+                 .count() for m in months]
+    assert min(per_month) >= 2
+    k = min(3, min(per_month))  # a month's graph holds enough for a full page
+    monkeypatch.setattr(planner, "EXACT_SCAN_MAX", min(per_month) - 1)  # both months qualify
+    result = services.space_build_code(space=embedded)
+    embedded.refresh_from_db()
+    assert {planner.month_index_name(embedded, m, category) for m in months} <= set(
+        result["slice_indexes"])
+    query = get_encoder().encode(["language models for low-resource translation"])[0]
+
+    for filters, shape in (
+            (SearchFilters(categories=(category,), published_after=date(2025, 1, 1)), (2, 0, 1)),
+            (SearchFilters(categories=(category,), published_after=date(2025, 1, 1),
+                           published_before=date(2025, 1, 31)), (1, 0, 0))):
+        exact, _ = vector_ranking(space=embedded, vector=query, k=k, filters=filters,
+                                  precision="exact")
+        got, plan = vector_ranking(space=embedded, vector=query, k=k, filters=filters,
+                                   exact_scan_max=min(per_month) - 1)
+        assert plan["plan"] == "category_month_graphs", (filters, plan)
+        assert tuple(plan["months"].values()) == shape
+        assert [p for p, _ in got] == [p for p, _ in exact]
 
 
 def test_a_lagging_date_copy_never_adds_a_paper_outside_the_range(embedded, monkeypatch):

@@ -368,7 +368,7 @@ class Command(BaseCommand):
             "post-filter HNSW": lambda v, f: post_filter_hnsw(space, v, K, f),
             "exact": lambda v, f: [pid for pid, _ in exact(space, v, K, f)],
         }
-        self.warm_up(space, queries, indexes=("_half_", "_code_", "_cat_", "_month_"))
+        self.warm_up(space, queries, indexes=("_half_", "_code_", "_cat_", "_month_", "_cm_"))
         # Every graph the planner will use, in its steady state (the prewarm above cannot hold
         # them all at 1M): a few vectors between two queries, not measured, through each
         # filter's plan. Without it the first pass measured first touches (cs.CV at 1M: p95
