@@ -143,8 +143,9 @@ def _where(filters: SearchFilters, exclude_ids: Sequence[int], alias: str = "p"
 
 
 # Candidates per result from each category or month graph (ternary codes) before the float
-# rerank: x10 gave recall@10 0.92 at 1M, x20 0.956-0.994 (docs/benchmarks.md).
-CODE_GRAPH_OVERSAMPLE = 20
+# rerank: at 1M x10 gave recall@10 0.92; x20 0.94-0.96 on the 50% cs.CV graph, x30 0.96,
+# x40 0.978 (p50 10.3 / 11.1 / 12.5 ms; docs/benchmarks.md).
+CODE_GRAPH_OVERSAMPLE = 30
 ESTIMATE_TRUST = 2  # beyond 2x the threshold, the statistics decide alone (no count)
 
 
