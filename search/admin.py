@@ -4,6 +4,7 @@ from django.utils.html import format_html
 
 from search import selectors, services
 from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.planner import space_indexes_like
 
 
 @admin.register(Paper)
@@ -61,7 +62,7 @@ class EmbeddingSpaceAdmin(admin.ModelAdmin):
                 "SELECT indexname, pg_size_pretty(pg_relation_size(indexname::regclass)) "
                 "FROM pg_indexes WHERE tablename IN ('search_paperembedding', 'search_papercode') "
                 "AND indexname LIKE %s "
-                "ORDER BY indexname", [f"emb_s{space.pk}_%"])
+                "ORDER BY indexname", [space_indexes_like(space)])
             rows = cursor.fetchall()
         return ", ".join(f"{name.split('_', 2)[2]}: {size}" for name, size in rows) or "-"
 

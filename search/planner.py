@@ -216,6 +216,12 @@ def vector_indexes() -> frozenset[str]:
     return names
 
 
+def space_indexes_like(space: EmbeddingSpace) -> str:
+    """A LIKE pattern matching the names of one space's vector indexes and no other's
+    ("_" escaped: emb_s1_% would also match emb_s10_...)."""
+    return f"emb\\_s{int(space.pk)}\\_%"
+
+
 def vector_indexes_key() -> str:
     """Per database: two databases sharing a cache (benchmarks, staging beside production)
     have the same space ids, so the same index names for different graphs."""
@@ -534,20 +540,15 @@ def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
     dim, literal = index_literal(space, "ternary", vector)
     candidates = k * CODE_GRAPH_OVERSAMPLE
     distance = f"pc.code::bit({dim}) {mode.operator} %s::bit({dim})"
+    # An exact branch orders by "distance + 0": an ordering no index serves, so Postgres
+    # ranks those rows itself instead of walking the whole-space graph and filtering after.
     branches, params = [], []
-    for predicate, predicate_params in walks:
+    for (predicate, predicate_params), order in ([(w, distance) for w in walks]
+                                                 + [(x, f"({distance}) + 0") for x in exact]):
         branches.append(f"(SELECT pc.embedding_id AS eid, {distance} AS d "
                         f"FROM search_papercode pc "
                         f"WHERE pc.space_id = {int(space.pk)} AND {predicate} "
-                        f"ORDER BY {distance} LIMIT %s)")
-        params += [literal, *predicate_params, literal, candidates]
-    for predicate, predicate_params in exact:
-        # "+ 0": an ordering no index serves, so Postgres ranks these rows itself instead of
-        # walking the whole-space graph and filtering afterwards.
-        branches.append(f"(SELECT pc.embedding_id AS eid, {distance} AS d "
-                        f"FROM search_papercode pc "
-                        f"WHERE pc.space_id = {int(space.pk)} AND {predicate} "
-                        f"ORDER BY ({distance}) + 0 LIMIT %s)")
+                        f"ORDER BY {order} LIMIT %s)")
         params += [literal, *predicate_params, literal, candidates]
     recheck_where, recheck_params = _where(recheck, exclude_ids, alias="cp")
     sql = f"""

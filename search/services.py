@@ -395,13 +395,13 @@ def space_build_code(*, space: EmbeddingSpace, refit: bool = False,
         with transaction.atomic():
             EmbeddingSpace.objects.filter(pk=sid).update(
                 code_thresholds=thresholds.tolist(), code_version=codes.version(thresholds))
-            if refit:  # old codes (and their graphs) are meaningless under new thresholds
+            if refit:  # old codes (and all their graphs) are meaningless under new thresholds
+                from search.planner import space_indexes_like
+
                 with connection.cursor() as cursor:
-                    cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s "
-                                   "OR indexname LIKE %s OR indexname LIKE %s "
-                                   "OR indexname = %s",
-                                   [f"emb_s{sid}_cat_%", f"emb_s{sid}_month_%",
-                                    f"emb_s{sid}_cm_%", f"emb_s{sid}_code_hnsw"])
+                    cursor.execute("SELECT indexname FROM pg_indexes WHERE "
+                                   "tablename = 'search_papercode' AND indexname LIKE %s",
+                                   [space_indexes_like(space)])
                     for (name,) in cursor.fetchall():
                         cursor.execute(f"DROP INDEX IF EXISTS {name}")
                 PaperCode.objects.filter(space_id=sid).delete()

@@ -101,9 +101,9 @@ def _queue_code_build(space: EmbeddingSpace) -> None:
 
 
 def _slices_outgrown(space: EmbeddingSpace) -> bool:
-    """A category or a month grown past the threshold since the last build (the current month
-    always does, sooner or later). Two GROUP BYs over the code table (~1 s at 1M), so checked
-    every SLICE_CHECK_INTERVAL, not on every sweep."""
+    """A category, a month or a category's month grown past the threshold since the last build
+    (the current month always does, sooner or later). Three GROUP BYs over the code table
+    (~1-2 s at 1M), so checked every SLICE_CHECK_INTERVAL, not on every sweep."""
     from django.core.cache import cache
 
     if not cache.add(f"paperscope:slice-check:{space.pk}", True, SLICE_CHECK_INTERVAL):

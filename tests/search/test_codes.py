@@ -53,6 +53,13 @@ def most_frequent_category() -> str:
     return counts.most_common(1)[0][0]
 
 
+def index_oid(name: str) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT oid FROM pg_class WHERE relname = %s", [name])
+        row = cursor.fetchone()
+        return row[0] if row else None
+
+
 def index_exists(name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s", [name])
@@ -135,12 +142,16 @@ def test_refit_rewrites_every_code(embedded):
     for paper in PaperFactory.create_batch(5, abstract="Quantum error correction codes."):
         services.papers_embed(paper_ids=[paper.pk], space=embedded)
 
+    graph_before = index_oid(f"emb_s{embedded.pk}_code_hnsw")
+
     result = services.space_build_code(space=embedded, refit=True)
 
     embedded.refresh_from_db()
     assert embedded.code_version != first
     assert result["encoded"] == 45 == PaperCode.objects.filter(space=embedded).count()
     assert index_exists(f"emb_s{embedded.pk}_code_hnsw")
+    # the old graph was dropped and built again over the new codes
+    assert index_oid(f"emb_s{embedded.pk}_code_hnsw") != graph_before
 
 
 def test_the_build_runs_as_a_background_job_with_progress(celery_worker, fixtures_dir):

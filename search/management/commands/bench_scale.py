@@ -431,7 +431,7 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
             cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s",
-                           [f"emb_s{space.pk}_%"])
+                           [planner.space_indexes_like(space)])
             names = [r[0] for r in cursor.fetchall()
                      if any(part in r[0] for part in indexes)]
             # Tables first, graphs last: when everything does not fit (at 1M, with every
@@ -845,7 +845,7 @@ def run_concurrent(fn, queries, n_clients: int):
 def index_sizes(space) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT indexname, pg_relation_size(indexname::regclass) FROM pg_indexes "
-                       "WHERE indexname LIKE %s", [f"emb_s{space.pk}_%"])
+                       "WHERE indexname LIKE %s", [planner.space_indexes_like(space)])
         return dict(cursor.fetchall())
 
 
