@@ -178,12 +178,16 @@ def storage_bytes(methods, docs, aspect, peer):
 
 # ------------------------------------------------------------------------------ datasets
 
+def pwc_split(n: int, seed: int):
+    """The papers-with-code split every aspect bench uses: 60/20/20 train / val / test."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+
+
 def run_pwc(enc, seed, log_every=True):
     papers = load(PWC)
     docs = [{"title": p["title"], "abstract": p["abstract"]} for p in papers]
-    n = len(docs)
-    perm = np.random.default_rng(seed).permutation(n)
-    tr, va, te = perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+    tr, va, te = pwc_split(len(docs), seed)
     sub = lambda idx: [docs[i] for i in idx]  # noqa: E731
     generic = GenericMethod(enc)
     log("pwc: generic embeddings for all papers")

@@ -39,8 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from django.conf import settings
 
-from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title
-from bench.aspects_fusion import GRID, ROOT, SEED, docs_of, scores, train_mix
+from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split
+from bench.aspects_fusion import GRID, ROOT, SEED, adapter_mix, docs_of, scores
 from recommend import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n
 from recommend.aspects.methods import GenericMethod
@@ -164,8 +164,7 @@ def eval_pwc(generic, artifact):
     papers = load(PWC)
     docs, n = docs_of(papers), len(papers)
     texts = [doc_text(d) for d in docs]
-    perm = np.random.default_rng(SEED).permutation(n)
-    tr, va, te = perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+    tr, va, te = pwc_split(n, SEED)
     split = {"val": va, "test": te}
     sub = lambda idx: [docs[i] for i in idx]
     peer = TfidfSvmPeer(docs)
@@ -184,11 +183,7 @@ def eval_pwc(generic, artifact):
     out = {"split": {"train": len(tr), "val": len(va), "test": len(te), "seed": SEED}, "finetune": ft_info}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        if aspect in artifact.adapters:
-            vecs, ainfo = (lambda d, a=aspect: artifact.apply(a, generic.encode(d))), {"shipped": artifact.version}
-        else:
-            log(f"pwc/{aspect}: no shipped adapter, training one on pwc train (aspects_fusion.train_mix)")
-            vecs, ainfo = train_mix(generic, aspect, sub(tr), [lab[i] for i in tr], sub(va), [lab[i] for i in va])
+        vecs, ainfo = adapter_mix(generic, artifact, aspect, docs, lab, tr, va)
         rel, ex = {}, {}
         for s, ix in split.items():
             rel[s], ex[s] = relevance_from_labels([lab[i] for i in ix], [lab[i] for i in ix], same_items=True)

@@ -40,7 +40,7 @@ import django
 django.setup()
 from django.conf import settings
 
-from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, method_base, norm_title
+from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, method_base, norm_title, pwc_split
 from recommend import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
 from recommend.aspects.methods import AdapterMethod, GenericMethod, MixtureMethod
@@ -103,15 +103,24 @@ def train_mix(generic, aspect, tr_docs, tr_labels, va_docs, va_labels):
                                                      "epochs_run": len(ad.info[aspect]["losses"])}
 
 
+def adapter_mix(generic, artifact, aspect, docs, labels, tr, va):
+    """(docs -> vectors, info): the shipped adapter mix for this aspect, or one trained on
+    pwc train the same way (train_mix) when the artifact has none (area)."""
+    if aspect in artifact.adapters:
+        return (lambda d: artifact.apply(aspect, generic.encode(d))), {"shipped": artifact.version}
+    log(f"pwc/{aspect}: no shipped adapter, training one on pwc train")
+    return train_mix(generic, aspect, [docs[i] for i in tr], [labels[i] for i in tr],
+                     [docs[i] for i in va], [labels[i] for i in va])
+
+
 def docs_of(rows):
     return [{"title": r["title"], "abstract": r["abstract"]} for r in rows]
 
 
 def eval_pwc(generic, artifact):
     papers = load(PWC)
-    docs, n = docs_of(papers), len(papers)
-    perm = np.random.default_rng(SEED).permutation(n)
-    tr, va, te = perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+    docs = docs_of(papers)
+    tr, va, te = pwc_split(len(papers), SEED)
     sub = lambda idx: [docs[i] for i in idx]
     peer = TfidfSvmPeer(docs)
     log(f"pwc: peer svm on {len(va)} val + {len(te)} test queries")
@@ -121,11 +130,7 @@ def eval_pwc(generic, artifact):
     out = {}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        if aspect in artifact.adapters:
-            vecs, info = (lambda d, a=aspect: artifact.apply(a, generic.encode(d))), {"shipped": artifact.version}
-        else:
-            log(f"pwc/{aspect}: no shipped adapter, training one on pwc train")
-            vecs, info = train_mix(generic, aspect, sub(tr), [lab[i] for i in tr], sub(va), [lab[i] for i in va])
+        vecs, info = adapter_mix(generic, artifact, aspect, docs, lab, tr, va)
         res = {}
         for s, idx in (("val", va), ("test", te)):
             A = vecs(sub(idx))

@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench.aspects_fusion as AFU  # noqa: E402  (sets up Django)
 from django.conf import settings  # noqa: E402
-from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title  # noqa: E402
+from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split  # noqa: E402
 from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
 from bench.aspects_finetune_generalise import boot_diff  # noqa: E402
-from bench.aspects_fusion import GRID, ROOT, SEED, docs_of, run, train_mix, tune, z  # noqa: E402
+from bench.aspects_fusion import GRID, ROOT, SEED, adapter_mix, docs_of, run, train_mix, tune, z  # noqa: E402
 from recommend import adapters  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
@@ -71,18 +71,14 @@ def lex(peer, G, idx):  # peer / tf-idf / generic score matrices of a self-vs-se
 
 
 def pwc(generic, artifact, G, peer, papers):
-    n, docs, perm = len(papers), docs_of(papers), np.random.default_rng(SEED).permutation(len(papers))
-    tr, va, te = perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
+    docs = docs_of(papers)
+    tr, va, te = pwc_split(len(papers), SEED)
     out, sub = {}, lambda idx: [docs[i] for i in idx]
     log(f"pwc paper split: peer svm on {len(va)} val + {len(te)} test queries")
     base = {s: lex(peer, G, idx) for s, idx in (("val", va), ("test", te))}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        if aspect in artifact.adapters:
-            vecs, info = (lambda d, a=aspect: artifact.apply(a, generic.encode(d))), {"shipped": artifact.version}
-        else:
-            log(f"pwc/{aspect}: training the adapter as aspects_fusion does")
-            vecs, info = train_mix(generic, aspect, sub(tr), [lab[i] for i in tr], sub(va), [lab[i] for i in va])
+        vecs, info = adapter_mix(generic, artifact, aspect, docs, lab, tr, va)
         m, rx = {}, {}
         for s, idx in (("val", va), ("test", te)):
             A = vecs(sub(idx))
