@@ -148,12 +148,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
-# "Similar by aspect" reranks the aspect vector's top LEXICAL_SHORTLIST papers by
-# z(vector) + w * z(tf-idf cosine) (recommend.lexical); 0 turns it off. w per aspect, chosen
-# on validation splits (docs/benchmarks.md "Lexical fusion"); method has no measurement
-# (too few labelled pairs) and takes the generic weight.
-LEXICAL_SHORTLIST = env.int("LEXICAL_SHORTLIST", default=100)
-LEXICAL_WEIGHTS = {"generic": 1.0, "task": 1.0, "method": 1.0, "dataset": 0.25}
+# "Similar by aspect" reranks the aspect vector's top RERANK_SHORTLIST papers by
+# z(vector) + w_words * z(tf-idf cosine) + w_concepts * z(concept cosine) (recommend.rerank);
+# 0 turns it off. Weights and the kinds of concept compared, per aspect, chosen on validation
+# splits (docs/benchmarks.md "Named concepts"); method has no measurement (too few labelled
+# pairs) and no method names in the dictionary, so it takes the words only.
+RERANK_SHORTLIST = env.int("RERANK_SHORTLIST", default=100)
+RERANK_WEIGHTS = {
+    "generic": {"words": 1.0, "concepts": 1.0, "kinds": ("task", "dataset")},
+    "task": {"words": 1.0, "concepts": 4.0, "kinds": ("task",)},
+    "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
+    "dataset": {"words": 0.25, "concepts": 0.25, "kinds": ("dataset",)},
+}
+# Task and dataset names matched in every paper's text (search.concepts).
+CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
+                                  default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
 # HNSW search breadth; higher = better recall, slower.
@@ -198,6 +207,12 @@ CELERY_BEAT_SCHEDULE = {
     # refitted when it has doubled.
     "fit-lexical": {
         "task": "recommend.tasks.fit_lexical_if_needed",
+        "schedule": timedelta(minutes=10),
+    },
+    # Concepts (task / dataset names found in the text) for papers stored before the current
+    # dictionary, and the counts that weigh them.
+    "refresh-concepts": {
+        "task": "search.tasks.refresh_concepts",
         "schedule": timedelta(minutes=10),
     },
 }

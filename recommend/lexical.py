@@ -1,4 +1,4 @@
-"""The lexical half of aspect similarity: tf-idf cosine fused with the aspect vectors.
+"""Shared words, one of the signals that rerank "similar by aspect" (recommend.rerank).
 
 Measured (docs/benchmarks.md "Lexical fusion", bench/aspects_fusion_shortlist.py): reranking
 the top 100 papers by an aspect vector with z(vector cosine) + w * z(tf-idf cosine), both
@@ -21,8 +21,6 @@ import json
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from django.conf import settings
-
 from recommend.models import LexicalModel
 from search.models import Paper
 
@@ -102,31 +100,15 @@ def current() -> Fitted | None:
     return fitted
 
 
-def weight(aspect: str) -> float:
-    return float(settings.LEXICAL_WEIGHTS.get(aspect, settings.LEXICAL_WEIGHTS.get("generic", 0)))
-
-
-def _z(values: np.ndarray) -> np.ndarray:
-    spread = float(values.std())
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-
-
-def rerank(*, fitted: Fitted, anchor: str, candidates: Sequence[tuple[int, float]],
-           texts: dict[int, str], w: float, k: int) -> list[tuple[int, float, float, list[str]]]:
-    """Rerank a shortlist [(paper id, vector cosine)] by z(vector) + w * z(tf-idf cosine with
-    the anchor text), z over the shortlist. Returns the best k as (id, fused score, tf-idf
-    cosine, the terms that weigh most in both papers)."""
-    if not candidates:
-        return []
-    ids = [pid for pid, _ in candidates]
-    matrix = fitted.vectorizer.transform([anchor] + [texts.get(pid, "") for pid in ids]).tocsr()
+def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]
+                 ) -> tuple[np.ndarray, list[list[str]]]:
+    """tf-idf cosine of each text with the anchor text, and per text the (up to 5) terms that
+    weigh most in both."""
+    matrix = fitted.vectorizer.transform([anchor, *texts]).tocsr()
     query = matrix[0]
-    lexical = np.asarray((matrix[1:] @ query.T).todense()).ravel()
-    fused = _z(np.asarray([s for _, s in candidates], dtype=np.float64)) + w * _z(lexical)
-    out = []
-    for i in np.lexsort((np.asarray(ids), -fused))[:k]:
-        shared = matrix[1 + i].multiply(query).tocoo()
-        top = sorted(zip(shared.data, shared.col), reverse=True)[:5]
-        out.append((ids[i], float(fused[i]), round(float(lexical[i]), 4),
-                    [str(fitted.terms[c]) for _, c in top]))
-    return out
+    cosines = np.asarray((matrix[1:] @ query.T).todense()).ravel()
+    shared = []
+    for i in range(len(texts)):
+        both = matrix[1 + i].multiply(query).tocoo()
+        shared.append([str(fitted.terms[c]) for _, c in sorted(zip(both.data, both.col), reverse=True)[:5]])
+    return cosines, shared

@@ -15,12 +15,13 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from recommend import lexical
+from recommend import rerank
+from search import concepts
 from search.models import EmbeddingSpace, Paper
 from search.params import SearchFilters
 from search.planner import filter_sql, vector_ranking
 from search.selectors import (
-    NotReady, ScoredPaper, SearchResult, hydrate, active_space, stored_vectors,
+    NotReady, ScoredPaper, SearchResult, active_space, concept_weights, hydrate, stored_vectors,
 )
 
 LABEL_FIELDS = {"task": "tasks", "method": "methods", "dataset": "datasets"}
@@ -76,8 +77,13 @@ def explain(
                               for pid in result_ids if pid in vectors}
         if aspect != "generic":
             evidence[aspect] = space_evidence(space, anchor_ids + result_ids)
+    idf = concept_weights().idf
+    anchor_concepts = concepts.weighted(anchors[0].concepts, idf) if anchors else {}
     for item in results:
         pid = item.paper.pk
+        found = concepts.shared(anchor_concepts, concepts.weighted(item.paper.concepts, idf), limit=8)
+        shared_concepts = {kind: [concepts.name_of(c) for c in found if concepts.kind_of(c) == kind]
+                           for kind in concepts.KINDS}
         shared = {}
         for aspect, column in LABEL_FIELDS.items():
             common = sorted(set(getattr(item.paper, column)).intersection(
@@ -94,6 +100,8 @@ def explain(
         item.details["explanation"] = {
             "similarity": {a: scores[pid] for a, scores in per_aspect.items() if pid in scores},
             "shared_labels": shared,
+            # task / dataset names both mention, rarest first (search.concepts)
+            "shared_concepts": {kind: names for kind, names in shared_concepts.items() if names},
             "sentences": sentences,
         }
 
@@ -110,31 +118,19 @@ def paper_similar_explained(
     vectors = stored_vectors(space, [paper.pk])
     if paper.pk not in vectors:
         raise NotReady(f"this paper's {aspect} vector has not been computed yet; try again shortly")
-    fitted = lexical.current() if settings.LEXICAL_SHORTLIST > 0 else None
-    w = lexical.weight(aspect) if fitted else 0.0
-    depth = max(k, settings.LEXICAL_SHORTLIST) if w > 0 else k
-    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=depth,
+    signals = rerank.weights(aspect)
+    shortlist = settings.RERANK_SHORTLIST if signals["words"] or signals["concepts"] else 0
+    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=max(k, shortlist),
                                   filters=filters, exclude_ids=[paper.pk])
-    debug: dict[str, Any] = {"semantic": plan}
-    words: dict[int, tuple[float, list[str]]] = {}
-    if w > 0:
-        # The vector's shortlist reranked with the words the two papers share
-        # (recommend.lexical; measured gain on every aspect, docs/benchmarks.md).
-        texts = {pid: lexical.paper_text(title, abstract) for pid, title, abstract in
-                 Paper.objects.filter(pk__in=[pid for pid, _ in ranked])
-                 .values_list("pk", "title", "abstract")}
-        cosine = dict(ranked)
-        fused = lexical.rerank(fitted=fitted, anchor=lexical.paper_text(paper.title, paper.abstract),
-                               candidates=ranked, texts=texts, w=w, k=k)
-        ranked = [(pid, cosine[pid]) for pid, *_ in fused]
-        words = {pid: (similarity, terms) for pid, _, similarity, terms in fused}
-        debug["lexical"] = {"version": fitted.version, "weight": w, "shortlist": depth}
-    result = SearchResult(hydrate(ranked), f"similar:{aspect}", debug)
+    # The vector's shortlist reranked by the words and the named concepts the papers share
+    # (recommend.rerank; measured on every aspect we can, docs/benchmarks.md).
+    reranked = rerank.rerank(anchor=paper, shortlist=ranked, aspect=aspect, k=k)
+    result = SearchResult(hydrate(reranked.ranked), f"similar:{aspect}",
+                          {"semantic": plan, "rerank": reranked.debug})
     explain(anchors=[paper], results=result.results, spaces=active_aspects())
     for item in result.results:
-        if item.paper.pk in words:
-            similarity, terms = words[item.paper.pk]
-            item.details["explanation"]["words"] = {"similarity": similarity, "shared": terms}
+        if item.paper.pk in reranked.words:
+            item.details["explanation"]["words"] = reranked.words[item.paper.pk]
     return result
 
 

@@ -3,7 +3,7 @@ from django.db import connection
 from django.utils.html import format_html
 
 from search import selectors, services
-from search.models import EmbeddingSpace, Job, Paper, PaperEmbedding
+from search.models import ConceptStats, EmbeddingSpace, Job, Paper, PaperEmbedding
 from search.planner import space_indexes_like
 
 
@@ -12,7 +12,8 @@ class PaperAdmin(admin.ModelAdmin):
     list_display = ("title", "arxiv_id", "doi", "published", "primary_category", "has_labels")
     list_filter = ("published",)
     search_fields = ("title", "arxiv_id", "doi")
-    readonly_fields = ("content_hash", "created_at", "updated_at", "first_seen")
+    readonly_fields = ("content_hash", "concepts", "concepts_version", "created_at", "updated_at",
+                       "first_seen")
     exclude = ("search_vector",)
     date_hierarchy = "published"
     list_per_page = 50
@@ -27,6 +28,24 @@ class PaperAdmin(admin.ModelAdmin):
     @admin.display(boolean=True, description="labels")
     def has_labels(self, paper: Paper) -> bool:
         return bool(paper.tasks or paper.methods or paper.datasets)
+
+
+@admin.register(ConceptStats)
+class ConceptStatsAdmin(admin.ModelAdmin):
+    list_display = ("dictionary_version", "papers", "distinct", "created_at")
+    readonly_fields = ("dictionary_version", "papers", "created_at")
+    exclude = ("frequencies",)
+    actions = ["refresh_now"]
+
+    @admin.display(description="distinct concepts")
+    def distinct(self, stats: ConceptStats) -> int:
+        return len(stats.frequencies)
+
+    @admin.action(description="Find concepts in outdated papers and recount now")
+    def refresh_now(self, request, queryset):
+        updated = services.papers_refresh_concepts()
+        stats = services.concept_stats_fit()
+        self.message_user(request, f"{updated} papers updated; {stats}")
 
 
 @admin.register(EmbeddingSpace)

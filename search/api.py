@@ -42,7 +42,7 @@ class PaperSerializer(serializers.ModelSerializer):
     class Meta:
         model = Paper
         fields = ["id", "arxiv_id", "doi", "title", "abstract", "authors", "categories", "venue",
-                  "published", "first_seen", "tasks", "methods", "datasets", "url"]
+                  "published", "first_seen", "tasks", "methods", "datasets", "concepts", "url"]
 
     def get_url(self, paper: Paper) -> str:
         return paper.external_url
@@ -54,6 +54,8 @@ class ResultSerializer(serializers.Serializer):
     title = serializers.CharField(source="paper.title")
     authors = serializers.ListField(source="paper.authors", child=serializers.CharField())
     categories = serializers.ListField(source="paper.categories", child=serializers.CharField())
+    concepts = serializers.ListField(source="paper.concepts", child=serializers.CharField(),
+                                     help_text="task / dataset names found in the text")
     published = serializers.DateField(source="paper.published", allow_null=True)
     url = serializers.CharField(source="paper.external_url")
     score = serializers.FloatField()
@@ -70,12 +72,14 @@ class ResultSerializer(serializers.Serializer):
 
 
 def _filter_parameters() -> list[OpenApiParameter]:
-    many = {"category", "author", "task", "method", "dataset"}
+    many = {"category", "author", "task", "method", "dataset", "concept"}
+    described = {"concept": "a task or dataset name found in the text, e.g. "
+                            "task:Semantic Segmentation (repeat: papers naming all)"}
     return [
         OpenApiParameter("published_after", OpenApiTypes.DATE),
         OpenApiParameter("published_before", OpenApiTypes.DATE),
-        *[OpenApiParameter(name, str, many=name in many) for name in FILTER_NAMES
-          if not name.startswith("published")],
+        *[OpenApiParameter(name, str, many=name in many, description=described.get(name, ""))
+          for name in FILTER_NAMES if not name.startswith("published")],
     ]
 
 

@@ -37,6 +37,11 @@ class Paper(models.Model):
     tasks = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     methods = ArrayField(models.CharField(max_length=200), default=list, blank=True)
     datasets = ArrayField(models.CharField(max_length=200), default=list, blank=True)
+    # Task and dataset names found in the title and abstract ("task:Semantic Segmentation"),
+    # by the concept dictionary of version `concepts_version` (search.concepts); every paper
+    # has them, labelled or not. Set at ingestion, refreshed when the dictionary changes.
+    concepts = ArrayField(models.CharField(max_length=300), default=list, blank=True)
+    concepts_version = models.CharField(max_length=20, blank=True, default="")
     # sha256 of the text the embedders see (title + abstract); embeddings computed from an
     # older hash are stale and get recomputed.
     content_hash = models.CharField(max_length=64)
@@ -65,6 +70,7 @@ class Paper(models.Model):
             GinIndex(fields=["tasks"], name="paper_tasks_gin"),
             GinIndex(fields=["methods"], name="paper_methods_gin"),
             GinIndex(fields=["datasets"], name="paper_datasets_gin"),
+            GinIndex(fields=["concepts"], name="paper_concepts_gin"),
             models.Index(fields=["published"], name="paper_published_idx"),
             models.Index(fields=["venue"], name="paper_venue_idx"),
         ]
@@ -86,6 +92,24 @@ class Paper(models.Model):
         if self.doi:
             return f"https://doi.org/{self.doi}"
         return ""
+
+
+class ConceptStats(models.Model):
+    """How many papers name each concept: the idf that weighs shared concepts (a shared
+    "Semantic Role Labeling" says more than a shared "Image Classification") and the counts of
+    the labels page. Recounted by the periodic concepts job; the newest row is the one in use."""
+
+    dictionary_version = models.CharField(max_length=20)
+    papers = models.PositiveIntegerField()  # papers counted (those with current concepts)
+    frequencies = models.JSONField()  # {concept: number of papers}
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "concept stats"
+
+    def __str__(self) -> str:
+        return f"concepts of {self.papers} papers ({len(self.frequencies)} distinct)"
 
 
 class EmbeddingSpace(models.Model):

@@ -21,7 +21,7 @@ MAX_K = 100
 MAX_QUERY_CHARS = 1000
 FILTER_NAMES = (
     "published_after", "published_before", "category", "author", "venue",
-    "task", "method", "dataset",
+    "task", "method", "dataset", "concept",
 )
 # Query-box shortcuts: `au:hinton cat:cs.CL year:2025 "exact phrase"`
 _FIELD = re.compile(r'(?<!\S)(au|author|cat|category|year|venue|task|method|dataset):'
@@ -44,6 +44,8 @@ class SearchFilters:
     tasks: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     datasets: tuple[str, ...] = ()
+    # task / dataset names found in the text ("task:Semantic Segmentation"; search.concepts)
+    concepts: tuple[str, ...] = ()
 
     def is_empty(self) -> bool:
         return self == SearchFilters()
@@ -57,7 +59,7 @@ class SearchFilters:
             out["published_before"] = [self.published_before.isoformat()]
         for name, values in (("category", self.categories), ("author", self.authors),
                              ("task", self.tasks), ("method", self.methods),
-                             ("dataset", self.datasets)):
+                             ("dataset", self.datasets), ("concept", self.concepts)):
             if values:
                 out[name] = list(values)
         if self.venue:
@@ -111,7 +113,21 @@ def parse_filters(data: Mapping, errors: dict[str, str]) -> SearchFilters:
         categories=tuple(_getlist(data, "category")), authors=tuple(_getlist(data, "author")),
         venue=_one(data, "venue"), tasks=tuple(_getlist(data, "task")),
         methods=tuple(_getlist(data, "method")), datasets=tuple(_getlist(data, "dataset")),
+        concepts=_concepts(_getlist(data, "concept"), errors),
     )
+
+
+def _concepts(values: list[str], errors: dict[str, str]) -> tuple[str, ...]:
+    """"task:Semantic Segmentation" -> itself; the kind is required, its case is not."""
+    out = []
+    for value in values:
+        kind, sep, name = value.partition(":")
+        if not sep or kind.strip().lower() not in ("task", "dataset") or not name.strip():
+            errors["concept"] = (f"{value!r} is not a concept; write the kind and the name, "
+                                 "as in task:Semantic Segmentation or dataset:ImageNet")
+            continue
+        out.append(f"{kind.strip().lower()}:{name.strip()}")
+    return tuple(out)
 
 
 def parse_k(raw: str, errors: dict[str, str], default: int = 10) -> int:

@@ -117,8 +117,8 @@ def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]
         clauses.append(f"{alias}.venue ILIKE %s")
         params.append(f"%{_escape_like(filters.venue)}%")
     for column, values in (("tasks", filters.tasks), ("methods", filters.methods),
-                           ("datasets", filters.datasets)):
-        if values:  # papers carrying all the given labels
+                           ("datasets", filters.datasets), ("concepts", filters.concepts)):
+        if values:  # papers carrying all the given labels / naming all the given concepts
             clauses.append(f"{alias}.{column} @> %s::varchar[]")
             params.append(list(values))
     return (" AND ".join(clauses) or "TRUE"), params

@@ -9,15 +9,16 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, Q
 
+from search import concepts
 from search.embedders import get_encoder
-from search.models import ASPECTS, EmbeddingSpace, Job, Paper
+from search.models import ASPECTS, ConceptStats, EmbeddingSpace, Job, Paper
 from search.params import SearchFilters, SearchParams
 from search.planner import filter_sql, vector_ranking
 
@@ -158,7 +159,7 @@ def hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
 # --- facets ------------------------------------------------------------------------------------
 
 FACET_COLUMNS = {"category": "categories", "task": "tasks", "method": "methods",
-                 "dataset": "datasets"}
+                 "dataset": "datasets", "concept": "concepts"}
 FACET_LIMIT = 12
 
 
@@ -210,6 +211,38 @@ def label_counts(limit: int = 200) -> dict[str, list[tuple[str, int]]]:
                            "GROUP BY v ORDER BY count(*) DESC, v LIMIT %s", [limit])
             out[name] = [(str(v), int(n)) for v, n in cursor.fetchall()]
     return out
+
+
+def concept_counts(limit: int = 200) -> dict[str, list[tuple[str, int]]]:
+    """The concepts most papers name, per kind, from the last count (no scan per request)."""
+    stats = ConceptStats.objects.first()
+    frequencies = stats.frequencies if stats else {}
+    return {kind: sorted(((c, n) for c, n in frequencies.items() if concepts.kind_of(c) == kind),
+                         key=lambda item: (-item[1], item[0]))[:limit]
+            for kind in concepts.KINDS}
+
+
+class ConceptWeights(NamedTuple):
+    stats_id: int | None
+    idf: dict[str, float]
+
+
+_concept_weights: dict[int | None, ConceptWeights] = {}
+
+
+def concept_weights() -> ConceptWeights:
+    """idf of each concept from the newest count, cached per process until a newer one exists
+    (one indexed row read per call: that is how a new count reaches every process)."""
+    latest = ConceptStats.objects.values_list("pk", flat=True).first()
+    weights = _concept_weights.get(latest)
+    if weights is None:
+        stats = ConceptStats.objects.filter(pk=latest).first()
+        idf = ({c: concepts.idf(n, stats.papers) for c, n in stats.frequencies.items()}
+               if stats else {})
+        weights = ConceptWeights(latest, idf)
+        _concept_weights.clear()
+        _concept_weights[latest] = weights
+    return weights
 
 
 # --- papers, jobs, coverage ---------------------------------------------------------------------

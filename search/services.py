@@ -17,10 +17,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pgvector import Bit, HalfVector, Vector
 
-from search import codes
+from search import codes, concepts
 from search.embedders import content_hash, get_encoder, paper_text
 from search.ingest import PaperRecord, count_rows, read_rows
-from search.models import EmbeddingSpace, Job, Paper, PaperCode, PaperEmbedding
+from search.models import ConceptStats, EmbeddingSpace, Job, Paper, PaperCode, PaperEmbedding
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def papers_upsert(*, records: Sequence[PaperRecord]) -> UpsertResult:
             changed_text = [p.pk for p in to_update.values() if p._text_changed]  # type: ignore[attr-defined]
             Paper.objects.bulk_update(
                 list(to_update.values()),
-                ["title", "abstract", "content_hash", "arxiv_id", "doi", "published",
-                 "first_seen", "updated_at", *_LABEL_FIELDS],
+                ["title", "abstract", "content_hash", "concepts", "concepts_version", "arxiv_id",
+                 "doi", "published", "first_seen", "updated_at", *_LABEL_FIELDS],
             )
             result.updated = len(to_update)
             result.to_embed.extend(changed_text)
@@ -108,6 +108,66 @@ def papers_upsert(*, records: Sequence[PaperRecord]) -> UpsertResult:
             ids = list(result.to_embed)
             transaction.on_commit(lambda: queue_embedding(paper_ids=ids))
     return result
+
+
+# --- concepts: task and dataset names found in the text (search.concepts) ---------------------
+
+CONCEPT_BATCH = 1000
+CONCEPT_STATS_KEEP = 3
+
+
+def papers_refresh_concepts(*, batch: int = CONCEPT_BATCH,
+                            progress: Callable[[int], None] | None = None) -> int:
+    """Find the concepts of every paper whose concepts came from another dictionary version
+    (or from none: papers stored before concepts existed). Idempotent and restartable: each
+    batch commits on its own, and a paper whose text changed meanwhile is left to the next
+    run (the write is conditional on the text it was computed from). Returns papers updated."""
+    version = concepts.shipped_dictionary().version
+    updated, last_id = 0, 0
+    while True:
+        rows = list(Paper.objects.filter(pk__gt=last_id).exclude(concepts_version=version)
+                    .order_by("pk").values_list("pk", "title", "abstract", "content_hash")[:batch])
+        if not rows:
+            return updated
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE search_paper SET concepts = %s::varchar[], concepts_version = %s "
+                "WHERE id = %s AND content_hash = %s",
+                [(concepts.paper_concepts(title, abstract), version, pk, digest)
+                 for pk, title, abstract, digest in rows])
+        updated += len(rows)
+        last_id = rows[-1][0]
+        if progress:
+            progress(len(rows))
+
+
+def papers_outdated_concepts_count() -> int:
+    return Paper.objects.exclude(concepts_version=concepts.shipped_dictionary().version).count()
+
+
+def concept_stats_needed() -> bool:
+    """No count yet, a new dictionary, or the corpus has grown by a tenth since the last count."""
+    latest = ConceptStats.objects.only("dictionary_version", "papers").first()
+    corpus = Paper.objects.count()
+    if latest is None:
+        return corpus > 0
+    return (latest.dictionary_version != concepts.shipped_dictionary().version
+            or corpus > 1.1 * latest.papers)
+
+
+def concept_stats_fit() -> ConceptStats:
+    """Count the papers naming each concept (one pass over the table), keep the newest few."""
+    version = concepts.shipped_dictionary().version
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c, count(*) FROM search_paper p, unnest(p.concepts) AS c "
+                       "WHERE p.concepts_version = %s GROUP BY c", [version])
+        frequencies = {str(c): int(n) for c, n in cursor.fetchall()}
+    papers = Paper.objects.filter(concepts_version=version).count()
+    stats = ConceptStats.objects.create(dictionary_version=version, papers=papers,
+                                        frequencies=frequencies)
+    keep = ConceptStats.objects.values_list("pk", flat=True)[:CONCEPT_STATS_KEEP]
+    ConceptStats.objects.exclude(pk__in=list(keep)).delete()
+    return stats
 
 
 def _paper_from_record(record: PaperRecord) -> Paper:
@@ -119,6 +179,8 @@ def _paper_from_record(record: PaperRecord) -> Paper:
         first_seen=record.first_seen or timezone.now().date(), tasks=record.tasks,
         methods=record.methods, datasets=record.datasets,
         content_hash=content_hash(record.title, record.abstract),
+        concepts=concepts.paper_concepts(record.title, record.abstract),
+        concepts_version=concepts.shipped_dictionary().version,
     )
 
 
@@ -129,6 +191,8 @@ def _apply_record(paper: Paper, record: PaperRecord) -> bool:
     paper._text_changed = new_hash != paper.content_hash  # type: ignore[attr-defined]
     if paper._text_changed:  # type: ignore[attr-defined]
         paper.title, paper.abstract, paper.content_hash = record.title, record.abstract, new_hash
+        paper.concepts = concepts.paper_concepts(record.title, record.abstract)
+        paper.concepts_version = concepts.shipped_dictionary().version
         changed = True
     for name in _LABEL_FIELDS:
         value = getattr(record, name)

@@ -117,3 +117,13 @@ SLICE_CHECK_INTERVAL = 15 * 60  # seconds
 @shared_task(max_retries=0)
 def fail_stale_jobs() -> int:
     return services.fail_stale_jobs()
+
+
+@shared_task(max_retries=0)
+def refresh_concepts() -> int:
+    """Concepts for papers stored before the current dictionary, then the counts if due."""
+    updated = services.papers_refresh_concepts()
+    if updated or services.concept_stats_needed():
+        stats = services.concept_stats_fit()
+        log.info("concepts: %d papers refreshed; %s", updated, stats)
+    return updated

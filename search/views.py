@@ -13,6 +13,7 @@ from search import selectors
 from search.params import InvalidParams, SearchFilters, SearchParams, parse_search_params
 
 PAGE_STEP = 20
+CONCEPT_KINDS = (("task", "Mentions tasks"), ("dataset", "Mentions datasets"))
 
 
 def search_page(request: HttpRequest) -> HttpResponse:
@@ -37,6 +38,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "selected": {
             "category": set(params.filters.categories), "task": set(params.filters.tasks),
             "method": set(params.filters.methods), "dataset": set(params.filters.datasets),
+            "concept": set(params.filters.concepts),
         },
     }
     template = "search/search.html#body" if request.htmx else "search/search.html"
@@ -58,7 +60,7 @@ def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
     except selectors.NotReady as exc:
         notice = str(exc)
     context = {"paper": paper, "similar": similar, "notice": notice, "aspect": aspect,
-               "aspects": aspects}
+               "aspects": aspects, "concept_kinds": CONCEPT_KINDS}
     template = "search/paper.html#similar" if request.htmx else "search/paper.html"
     return render(request, template, context)
 
@@ -72,5 +74,9 @@ def embedding_status(request: HttpRequest) -> HttpResponse:
 
 
 def labels_page(request: HttpRequest) -> HttpResponse:
-    """Browse the task / method / dataset labels that sources provided, with paper counts."""
-    return render(request, "search/labels.html", {"labels": selectors.label_counts()})
+    """Browse the task / method / dataset labels that sources provided, and the task / dataset
+    names found in the papers' text, with paper counts."""
+    found = selectors.concept_counts()
+    return render(request, "search/labels.html", {
+        "labels": selectors.label_counts(),
+        "found": [(title, found.get(kind, [])) for kind, title in CONCEPT_KINDS]})

@@ -1,4 +1,5 @@
-"""The lexical rerank of "similar by aspect": fitted vocabulary, fused order, explanation."""
+"""The rerank of "similar by aspect" by shared words and named concepts: fitted vocabulary,
+concept counts, fused order against an oracle, explanation."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from rest_framework.test import APIClient
 
 from recommend import lexical, tasks
 from recommend.models import LexicalModel
-from search import services
+from search import concepts, services
 from search.models import Paper
 from search.selectors import stored_vectors
 
@@ -40,7 +41,12 @@ def test_the_periodic_job_fits_once_and_again_when_the_corpus_doubles(corpus, mo
     assert tasks.fit_lexical_if_needed() is None  # the corpus has not doubled
 
 
-def test_similar_reranks_the_vector_shortlist_by_shared_words(corpus):
+def z(v):
+    return (v - v.mean()) / v.std()
+
+
+def test_similar_reranks_the_vector_shortlist_by_shared_words(corpus, settings):
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS, "task": {"words": 1.0, "concepts": 0.0}}
     lexical.fit_model()
     paper = Paper.objects.filter(tasks__contains=["Image_Super-Resolution"]).first()
     space = corpus["task"]
@@ -58,8 +64,7 @@ def test_similar_reranks_the_vector_shortlist_by_shared_words(corpus):
         [lexical.paper_text(paper.title, paper.abstract)]
         + [lexical.paper_text(t, a) for _, t, a in others])
     words = (matrix[1:] @ matrix[0].T).toarray().ravel()
-    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
-    fused = z(cos) + lexical.weight("task") * z(words)
+    fused = z(cos) + 1.0 * z(words)
     expected = [others[i][0] for i in np.argsort(-fused, kind="stable")[:5]]
     assert got == expected
     vector_only = [others[i][0] for i in np.argsort(-cos, kind="stable")[:5]]
@@ -72,7 +77,42 @@ def test_similar_reranks_the_vector_shortlist_by_shared_words(corpus):
     assert all(term.split()[0] in text for term in words_of_first["shared"])
 
 
-def test_without_a_fit_similar_is_the_vector_ranking(corpus):
+def test_similar_reranks_by_shared_task_names_weighted_by_rarity(corpus, settings):
+    w = 4.0
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
+                               "task": {"words": 0.0, "concepts": w, "kinds": ("task",)}}
+    services.concept_stats_fit()
+    paper = Paper.objects.get(title__startswith="Full-Resolution Residual Networks")
+
+    body = similar(paper, "task", k=5)
+
+    # the oracle: idf-weighted cosine of the task names, z-fused with the vector cosine
+    others = list(Paper.objects.exclude(pk=paper.pk).values_list("pk", "concepts"))
+    vectors = stored_vectors(corpus["task"], [paper.pk] + [pid for pid, _ in others])
+    cos = np.array([float(vectors[paper.pk] @ vectors[pid]) for pid, _ in others])
+    n = Paper.objects.count()
+    df = lambda c: Paper.objects.filter(concepts__contains=[c]).count()  # noqa: E731
+
+    def vec(found):
+        v = {c: concepts.idf(df(c), n) for c in found if c.startswith("task:")}
+        norm = np.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {c: x / norm for c, x in v.items()}
+
+    mine = vec(paper.concepts)
+    shared = np.array([sum(x * vec(found).get(c, 0) for c, x in mine.items()) for _, found in others])
+    fused = z(cos) + w * z(shared)
+    expected = [others[i][0] for i in np.lexsort((np.array([p for p, _ in others]), -fused))[:5]]
+    got = [r["id"] for r in body["results"]]
+    assert got == expected
+    assert got != [others[i][0] for i in np.argsort(-cos, kind="stable")[:5]]
+    first = body["results"][0]["explanation"]
+    # U-Net and V-Net share "Image Segmentation" with it; the explanation says so
+    assert first["shared_concepts"]["task"]
+    assert set(first["shared_concepts"]["task"]) <= {concepts.name_of(c) for c in paper.concepts}
+
+
+def test_without_a_fit_or_concepts_similar_is_the_vector_ranking(corpus, settings):
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS, "task": {"words": 1.0, "concepts": 0.0}}
     paper = Paper.objects.filter(tasks__contains=["Image_Super-Resolution"]).first()
     body = similar(paper, "task", k=5)
     assert all("words" not in r["explanation"] for r in body["results"])

@@ -1,0 +1,237 @@
+"""Do named concepts (PwC task / dataset names found in the text) lift aspect similarity?
+
+    cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/aspects_concepts.py \
+        > var/bench/aspects-concepts.log 2>&1          # add --quick to skip SciREX adapters
+
+Everything is aspects_fusion_shortlist's (splits, pools, peer, adapters, z over the top-N
+shortlist, w on validation only, seed 13); one score is added: the cosine of two papers' idf
+weighted concept sets ("concept", recommend.concepts: dictionary matches of the PwC taxonomy's
+task and dataset names, the shipped dictionary data/taxonomy/pwc-concepts.tsv built from
+../shared/data/pwc-taxonomy; idf over each dataset's papers, as the peer's tf-idf). Rows: base + w1 * tf-idf + w2 * concept over the shortlist, (w1, w2) picked
+on validation from GRID2 (w = 0 drops a term), so "+tfidf" of the shortlist bench is the
+w2 = 0 column of the grid.
+
+The dictionary shares its vocabulary with the evaluation labels (PwC names); it holds 4.9k
+task names of which the pwc evaluation uses 258, and no paper-label pairs, so nothing in it
+was fitted to a split. The task-held-out rows are the test of "works on tasks nothing was
+trained on".
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench.aspects_fusion_shortlist as SL  # noqa: E402  (sets up Django)
+from django.conf import settings  # noqa: E402
+
+from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split  # noqa: E402
+from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
+from bench.aspects_fusion import ROOT, SEED, adapter_mix, docs_of, train_mix, z  # noqa: E402
+from recommend import adapters  # noqa: E402
+from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
+from recommend.aspects.methods import GenericMethod  # noqa: E402
+from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize  # noqa: E402
+from search import concepts  # noqa: E402
+
+N = 100
+GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), repeat=2)]
+# Which concept names an aspect compares, picked on validation with the weights: its own kind,
+# or tasks and datasets together (a shared dataset usually means a shared task as well).
+KIND_CHOICES = {"task": [("task",), ("task", "dataset")], "area": [("task",), ("task", "dataset")],
+                "dataset": [("dataset",), ("task", "dataset")], "method": [("task", "dataset")]}
+# the shipped kinds of every aspect must be among the choices (rows "shipped")
+OUT = ROOT / "var" / "bench" / "aspects-concepts.json"
+
+
+def concept_index(papers):
+    return concepts.ConceptIndex.fit([concepts.paper_concepts(p["title"], p["abstract"]) for p in papers])
+
+
+def concept_scores(papers, aspect):
+    """{kinds: papers x papers concept cosine} for the aspect's kind choices."""
+    idx = concept_index(papers)
+    return {kinds: (lambda M: (M @ M.T).toarray())(idx.matrix(kinds)) for kinds in KIND_CHOICES[aspect]}
+
+
+def with_concept(m, kinds):
+    return {**m, "concept": m[kinds]}
+
+
+def parts(m, base, ex, n):
+    keep, zb, zt = SL.shortlist_parts(m, base, ex, n)
+    out = [set(np.flatnonzero(~k).tolist()) for k in keep]
+    return keep, zb, zt, z(m["concept"], out)
+
+
+def fused(p, m, base, w):
+    keep, zb, zt, zc = p
+    return np.where(keep, zb + w[0] * zt + w[1] * zc, m[base] - 1e3)
+
+
+def tune(mv, rel, ex, bases):
+    """{row: (w_tfidf, w_concept, kinds)} with the best validation MAP@10 (ties: smaller weights)."""
+    ws, best = {}, lambda curve: max(curve, key=lambda c: (np.nan_to_num(c[1], nan=-1), -sum(c[0][:2])))[0]
+    kind_keys = [k for k in mv if isinstance(k, tuple)]
+    for b in bases:
+        curve = []
+        for kinds in kind_keys:
+            mk = with_concept(mv, kinds)
+            p = parts(mk, b, ex, N)
+            curve += [((*w, kinds), evaluate(fused(p, mk, b, w), rel, exclude=ex)["map_at_10"]) for w in GRID2]
+        ws[f"{b}+tc@{N}"] = best(curve)
+        ws[f"{b}+tfidf@{N}"] = best([c for c in curve if c[0][1] == 0])
+        ws[f"{b}+concept@{N}"] = best([c for c in curve if c[0][0] == 0])
+    ws["concept"] = best([((0, 1, k), evaluate(mv[k], rel, exclude=ex)["map_at_10"]) for k in kind_keys])
+    return ws
+
+
+def shipped_row(aspect):
+    """(w_tfidf, w_concept, kinds) of settings.RERANK_WEIGHTS for an evaluated aspect."""
+    w = settings.RERANK_WEIGHTS[aspect]
+    return (w["words"], w["concepts"], tuple(w["kinds"]) or concepts.KINDS)
+
+
+def test(mt, rel, ex, ws, bases, shipped=None):
+    """Test-split rows; `shipped` = (base, aspect) adds the app's own weights as "shipped"."""
+    pq = {k: per_query_metrics(mt[k], rel, exclude=ex) for k in ("generic", "peer", "tfidf", *bases)}
+    if shipped:
+        base, aspect = shipped
+        w = shipped_row(aspect)
+        mk = with_concept(mt, w[2])
+        pq["shipped"] = per_query_metrics(fused(parts(mk, base, ex, N), mk, base, w[:2]), rel, exclude=ex)
+    pq["concept"] = per_query_metrics(mt[ws["concept"][2]], rel, exclude=ex)
+    for b in bases:
+        for f in (f"{b}+tfidf@{N}", f"{b}+concept@{N}", f"{b}+tc@{N}"):
+            mk = with_concept(mt, ws[f][2])
+            pq[f] = per_query_metrics(fused(parts(mk, b, ex, N), mk, b, ws[f][:2]), rel, exclude=ex)
+    return pq
+
+
+def pwc(generic, artifact, G, peer, papers):
+    docs = docs_of(papers)
+    tr, va, te = pwc_split(len(papers), SEED)
+    out = {}
+    for aspect in ("task", "area"):
+        CS = concept_scores(papers, aspect)
+        lab = [{p[aspect]} for p in papers]
+        vecs, info = adapter_mix(generic, artifact, aspect, docs, lab, tr, va)
+        m, rx = {}, {}
+        for s, idx in (("val", va), ("test", te)):
+            A = vecs([docs[i] for i in idx])
+            m[s] = {**SL.lex(peer, G, idx), "adapter-mix": A @ A.T, **{k: S[np.ix_(idx, idx)] for k, S in CS.items()}}
+            rx[s] = relevance_from_labels(*[[lab[i] for i in idx]] * 2, True)
+        ws = tune(m["val"], *rx["val"], SL.BASES)
+        out[f"pwc-tasks/{aspect}"] = {"pq": test(m["test"], *rx["test"], ws, SL.BASES,
+                                                 ("adapter-mix", "task") if aspect == "task" else None), "w": ws}
+        log(f"pwc/{aspect} done")
+    return out
+
+
+def task_heldout(artifact, G, peer, papers):
+    tasks = sorted({p["task"] for p in papers})
+    perm = np.random.default_rng(SEED).permutation(len(tasks))
+    c1, c2 = int(0.7 * len(tasks)), int(0.85 * len(tasks))
+    which = {tasks[j]: s for s, ix in (("train", perm[:c1]), ("val", perm[c1:c2]), ("test", perm[c2:])) for j in ix}
+    ix = {s: np.array([i for i, p in enumerate(papers) if which[p["task"]] == s]) for s in ("val", "test")}
+    CS = concept_scores(papers, "task")
+    m, rx = {}, {}
+    for s in ("val", "test"):
+        idx, A = ix[s], artifact.apply("task", G[ix[s]])
+        m[s] = {**SL.lex(peer, G, idx), "adapter-mix": A @ A.T, **{k: S[np.ix_(idx, idx)] for k, S in CS.items()}}
+        rx[s] = relevance_from_labels(*[[{papers[i]["task"]} for i in idx]] * 2, True)
+    ws = tune(m["val"], *rx["val"], ("generic",))
+    return {"pwc-taskheldout/task": {"pq": test(m["test"], *rx["test"], ws, ("generic",), ("generic", "task")),
+                                     "w": ws}}
+
+
+def scirex(generic, pwc_papers, quick, k_folds=5):
+    papers = load(SCX)
+    docs, n, out = docs_of(papers), len(papers), {}
+    labels = {"task": [set(p["tasks"]) for p in papers], "dataset": [set(p["datasets"]) for p in papers],
+              "method": [set(p["methods"]) for p in papers]}
+    folds = np.array_split(np.random.default_rng(SEED).permutation(n), k_folds)
+    full = SL.lex(TfidfSvmPeer(docs), generic.encode(docs), np.arange(n))
+    titles = {norm_title(p["title"]) for p in papers}
+    pwc_tr = [pwc_papers[i] for i in np.random.default_rng(SEED).permutation(len(pwc_papers))[: int(0.6 * len(pwc_papers))]
+              if norm_title(pwc_papers[i]["title"]) not in titles]
+    bases = ("generic",) if quick else SL.BASES
+    for aspect, lab in labels.items():
+        full_a = {**full, **concept_scores(papers, aspect)}
+        for k in range(k_folds):
+            te, va = folds[k], folds[(k + 1) % k_folds]
+            tr = np.concatenate([folds[j] for j in range(k_folds) if j not in (k, (k + 1) % k_folds)])
+            m = dict(full_a)
+            if not quick and aspect != "method":
+                tr_docs, tr_labels = [docs[i] for i in tr], [{"scx:" + x for x in lab[i]} for i in tr]
+                if aspect == "task":
+                    tr_docs, tr_labels = docs_of(pwc_tr) + tr_docs, [{"pwc:" + p["task"]} for p in pwc_tr] + tr_labels
+                log(f"scirex fold {k} / {aspect}: adapter")
+                vecs, _ = train_mix(generic, aspect, tr_docs, tr_labels, [docs[i] for i in va], [lab[i] for i in va])
+                A = vecs(docs)
+                m["adapter-mix"] = A @ A.T
+            bs = bases if "adapter-mix" in m else ("generic",)
+            vlab = [lab[i] for i in va]
+            ws = tune({s: M[np.ix_(va, va)] for s, M in m.items()}, *relevance_from_labels(vlab, vlab, True), bs)
+            rel_all = [r - {int(q)} for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te)]
+            r = out.setdefault(f"scirex/{aspect} (corpus)", {"pq": {}, "w": {}})
+            ship = ("adapter-mix" if "adapter-mix" in m else "generic", aspect)
+            for f, pq in test({s: M[te] for s, M in m.items()}, rel_all, [{int(q)} for q in te], ws, bs, ship).items():
+                r["pq"].setdefault(f, []).extend(pq)
+            for f, w in ws.items():
+                r["w"].setdefault(f, []).append(w)
+    return out
+
+
+def SL_w(w):  # "[w_tfidf, w_concept, kinds]", or per fold for SciREX
+    ws = w if isinstance(w, list) else [w]
+    return "[" + "; ".join(f"{a:g},{b:g},{'+'.join(k)}" for a, b, k in ws) + "]"
+
+
+def main():
+    t0, quick = time.time(), "--quick" in sys.argv
+    generic = GenericMethod(CachedEncoder(MiniLMEncoder(), autosave=False))
+    artifact = adapters._load(str(settings.ASPECT_ADAPTERS))
+    papers = load(PWC)
+    G, peer = generic.encode(docs_of(papers)), TfidfSvmPeer(docs_of(papers))
+    cover = concept_index(papers)
+    n_with = sum(1 for s in cover.sets if s)
+    log(f"pwc papers with >= 1 task concept: {n_with}/{len(papers)}; distinct concepts {len(cover.idf)}")
+    res = {**pwc(generic, artifact, G, peer, papers), **task_heldout(artifact, G, peer, papers),
+           **scirex(generic, papers, quick)}
+    js = {}
+    print(f"\nMAP@10 (test), x = ÷ max(generic, peer); [w tf-idf, w concept] from validation. wall {time.time() - t0:.0f} s\n")
+    print("| setting | q | generic | peer | concept alone | base | base alone | +tfidf@100 | +concept@100 | +both@100 |")
+    print("|" + "---|" * 10)
+    for key, r in res.items():
+        t = {f: summarize(pq)["map_at_10"] for f, pq in r["pq"].items()}
+        floor = max(t["generic"], t["peer"])
+        js[key] = {"test": {f: summarize(pq) for f, pq in r["pq"].items()}, "w": r["w"], "max_baseline": floor,
+                   "ratio_ci95": {f: bootstrap_ratio(r["pq"], f) for f in r["pq"] if "@" in f or f == "shipped"}}
+        for b in ("adapter-mix", "generic"):
+            if b not in t:
+                continue
+            c = lambda f: f"{t[f]:.3f} ×{t[f] / floor:.2f} {SL_w(r['w'][f])}"  # noqa: E731
+            print(f"| {key} | {summarize(r['pq']['generic'])['n_queries']} | {t['generic']:.3f} | {t['peer']:.3f} | "
+                  f"{t['concept']:.3f} | {b} | {t[b]:.3f} | {c(b + '+tfidf@100')} | {c(b + '+concept@100')} | {c(b + '+tc@100')} |")
+    print("\nShipped weights (settings.RERANK_WEIGHTS; base adapter-mix, generic where none):\n")
+    for key, j in js.items():
+        if "shipped" in j["test"]:
+            v = j["test"]["shipped"]["map_at_10"]
+            lo, hi = j["ratio_ci95"]["shipped"]
+            print(f"- {key}: MAP@10 {v:.3f} = {v / j['max_baseline']:.2f}x max(generic, peer) (CI95 {lo:.2f}-{hi:.2f})")
+    print("\nCI95 of ratio:\n" + "\n".join(f"- {k} {f}: {a:.2f}-{b:.2f}" for k, j in js.items()
+                                         for f, (a, b) in j["ratio_ci95"].items() if "+tc" in f))
+    OUT.write_text(json.dumps({"seed": SEED, "n": N, "grid": GRID2, "protocol": __doc__, "results": js,
+                               "wall_time_s": time.time() - t0}, indent=1, default=float))
+    log(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

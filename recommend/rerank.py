@@ -1,0 +1,77 @@
+"""Rerank an aspect vector's shortlist by what two papers visibly share: words and named concepts.
+
+score = z(vector cosine) + w_words * z(tf-idf cosine) + w_concepts * z(concept cosine), each
+z-scored over the shortlist (the top RERANK_SHORTLIST papers by the vector), the weights per
+aspect from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named concepts").
+The words are recommend.lexical's; the concepts are the task and dataset names both papers
+mention (search.concepts), weighted by how rare they are in the corpus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from recommend import lexical
+from search import concepts
+from search.models import Paper
+from search.selectors import concept_weights
+
+
+def weights(aspect: str) -> dict:
+    """{"words": w, "concepts": w, "kinds": concept kinds compared} of an aspect."""
+    table = settings.RERANK_WEIGHTS
+    return {"words": 0.0, "concepts": 0.0, "kinds": concepts.KINDS,
+            **table.get(aspect, table.get("generic", {}))}
+
+
+def _z(values: np.ndarray) -> np.ndarray:
+    spread = float(values.std())
+    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+
+
+@dataclass
+class Reranked:
+    ranked: list[tuple[int, float]]  # (paper id, vector cosine), best first
+    words: dict[int, dict] = field(default_factory=dict)  # id -> {similarity, shared}
+    debug: dict = field(default_factory=dict)
+
+
+def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str, k: int) -> Reranked:
+    """The best k of the shortlist [(id, vector cosine)] by the fused score; the shortlist's
+    order (cut to k) when no signal has a weight or a fit."""
+    w = weights(aspect)
+    fitted = lexical.current() if w["words"] > 0 else None
+    use_concepts = w["concepts"] > 0 and bool(w["kinds"])
+    if not shortlist or (fitted is None and not use_concepts):
+        return Reranked(list(shortlist[:k]))
+    ids = [pid for pid, _ in shortlist]
+    rows = {pid: (title, abstract, found) for pid, title, abstract, found in
+            Paper.objects.filter(pk__in=ids).values_list("pk", "title", "abstract", "concepts")}
+    fused = _z(np.asarray([cos for _, cos in shortlist], dtype=np.float64))
+    out = Reranked([], debug={"shortlist": len(ids), "weights": w})
+    shared_terms: list[list[str]] = []
+    if fitted is not None:
+        lex, shared_terms = lexical.similarities(
+            fitted, lexical.paper_text(anchor.title, anchor.abstract),
+            [lexical.paper_text(*rows[pid][:2]) if pid in rows else "" for pid in ids])
+        fused += w["words"] * _z(lex)
+        out.debug["lexical"] = fitted.version
+    if use_concepts:
+        idf, kinds = concept_weights().idf, tuple(w["kinds"])
+
+        def weighted(found):
+            return concepts.weighted([c for c in found if concepts.kind_of(c) in kinds], idf)
+
+        mine = weighted(anchor.concepts)
+        theirs = [weighted(rows[pid][2] if pid in rows else []) for pid in ids]
+        fused += w["concepts"] * _z(np.asarray([concepts.cosine(mine, t) for t in theirs]))
+    cosine = dict(shortlist)
+    for i in np.lexsort((np.asarray(ids), -fused))[:k]:
+        out.ranked.append((ids[i], cosine[ids[i]]))
+        if fitted is not None:
+            out.words[ids[i]] = {"similarity": round(float(lex[i]), 4), "shared": shared_terms[i]}
+    return out
