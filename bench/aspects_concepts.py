@@ -1,15 +1,17 @@
 """Do named concepts (PwC task / dataset names found in the text) lift aspect similarity?
 
     cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/aspects_concepts.py \
-        > var/bench/aspects-concepts.log 2>&1          # add --quick to skip SciREX adapters
+        > var/bench/aspects-concepts.log 2>&1    # ~80 s; --quick: no SciREX adapters; --concept-z
 
 Everything is aspects_fusion_shortlist's (splits, pools, peer, adapters, z over the top-N
 shortlist, w on validation only, seed 13); one score is added: the cosine of two papers' idf
 weighted concept sets ("concept", recommend.concepts: dictionary matches of the PwC taxonomy's
 task and dataset names, the shipped dictionary data/taxonomy/pwc-concepts.tsv built from
-../shared/data/pwc-taxonomy; idf over each dataset's papers, as the peer's tf-idf). Rows: base + w1 * tf-idf + w2 * concept over the shortlist, (w1, w2) picked
-on validation from GRID2 (w = 0 drops a term), so "+tfidf" of the shortlist bench is the
-w2 = 0 column of the grid.
+../shared/data/pwc-taxonomy; idf over each dataset's papers, as the peer's tf-idf). Rows: z(base) + w1 * z(tf-idf) + w2 * concept cosine over the shortlist, (w1,
+w2) and the concept kinds picked on validation from GRID2 (w = 0 drops a term), so "+tfidf" of
+the shortlist bench is the w2 = 0 column of the grid. The app's weights (one per aspect for any
+corpus) are picked on all validation pools of an aspect at once (app_weights) and reported on
+test next to settings.RERANK_WEIGHTS.
 
 The dictionary shares its vocabulary with the evaluation labels (PwC names); it holds 4.9k
 task names of which the pwc evaluation uses 258, and no paper-label pairs, so nothing in it
@@ -41,13 +43,14 @@ from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_fro
 from search import concepts  # noqa: E402
 
 N = 100
+CONCEPT_Z = "--concept-z" in sys.argv
 GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), repeat=2)]
 # Which concept names an aspect compares, picked on validation with the weights: its own kind,
 # or tasks and datasets together (a shared dataset usually means a shared task as well).
 KIND_CHOICES = {"task": [("task",), ("task", "dataset")], "area": [("task",), ("task", "dataset")],
                 "dataset": [("dataset",), ("task", "dataset")], "method": [("task", "dataset")]}
 # the shipped kinds of every aspect must be among the choices (rows "shipped")
-OUT = ROOT / "var" / "bench" / "aspects-concepts.json"
+OUT = ROOT / "var" / "bench" / ("aspects-concepts-z.json" if CONCEPT_Z else "aspects-concepts.json")
 
 
 def concept_index(papers):
@@ -65,9 +68,14 @@ def with_concept(m, kinds):
 
 
 def parts(m, base, ex, n):
+    """Shortlist mask, z(base), z(tf-idf) over the shortlist, and the concept term: the cosine
+    itself (bounded: a fully shared concept set adds w standard deviations), or with --concept-z
+    its z-score over the shortlist like the others (the alternative; it tied on validation and
+    is unstable on the sparse concept scores, where one shared name can be a z of 10)."""
     keep, zb, zt = SL.shortlist_parts(m, base, ex, n)
-    out = [set(np.flatnonzero(~k).tolist()) for k in keep]
-    return keep, zb, zt, z(m["concept"], out)
+    if CONCEPT_Z:
+        return keep, zb, zt, z(m["concept"], [set(np.flatnonzero(~k).tolist()) for k in keep])
+    return keep, zb, zt, np.asarray(m["concept"], dtype=np.float64)
 
 
 def fused(p, m, base, w):
@@ -75,8 +83,16 @@ def fused(p, m, base, w):
     return np.where(keep, zb + w[0] * zt + w[1] * zc, m[base] - 1e3)
 
 
-def tune(mv, rel, ex, bases):
-    """{row: (w_tfidf, w_concept, kinds)} with the best validation MAP@10 (ties: smaller weights)."""
+# The app's weights: one (w_tfidf, w_concept, kinds) per aspect for every corpus, so chosen on
+# ALL validation pools of that aspect at once: the grid point whose worst dataset (validation
+# MAP / max(generic, peer) on validation, averaged over a dataset's folds) is best.
+VALIDATION: dict[str, dict[str, list[tuple[float, dict]]]] = {}  # aspect -> dataset -> [(floor, curve)]
+SHIPPED_TESTS: dict[str, list[tuple]] = {}  # row key -> [(mt, rel, ex, base, aspect)] per fold
+
+
+def tune(mv, rel, ex, bases, record=None):
+    """{row: (w_tfidf, w_concept, kinds)} with the best validation MAP@10 (ties: smaller weights).
+    record = (aspect, dataset, base): keep this pool's curve for the app's weights."""
     ws, best = {}, lambda curve: max(curve, key=lambda c: (np.nan_to_num(c[1], nan=-1), -sum(c[0][:2])))[0]
     kind_keys = [k for k in mv if isinstance(k, tuple)]
     for b in bases:
@@ -85,6 +101,9 @@ def tune(mv, rel, ex, bases):
             mk = with_concept(mv, kinds)
             p = parts(mk, b, ex, N)
             curve += [((*w, kinds), evaluate(fused(p, mk, b, w), rel, exclude=ex)["map_at_10"]) for w in GRID2]
+        if record and record[2] == b:
+            floor = max(evaluate(mv[x], rel, exclude=ex)["map_at_10"] for x in ("generic", "peer"))
+            VALIDATION.setdefault(record[0], {}).setdefault(record[1], []).append((floor, dict(curve)))
         ws[f"{b}+tc@{N}"] = best(curve)
         ws[f"{b}+tfidf@{N}"] = best([c for c in curve if c[0][1] == 0])
         ws[f"{b}+concept@{N}"] = best([c for c in curve if c[0][0] == 0])
@@ -92,20 +111,47 @@ def tune(mv, rel, ex, bases):
     return ws
 
 
-def shipped_row(aspect):
+def app_weights():
+    """{aspect: ((w_tfidf, w_concept, kinds), worst-dataset validation ratio)} (see VALIDATION)."""
+    out = {}
+    for aspect, sets in VALIDATION.items():
+        score = {}
+        for w in next(iter(sets.values()))[0][1]:
+            per_set = [np.nanmean([curve[w] / floor for floor, curve in pools if floor > 0])
+                       for pools in sets.values()]
+            score[w] = np.nan_to_num(min(per_set), nan=-1)
+        out[aspect] = max(score.items(), key=lambda c: (c[1], -sum(c[0][:2])))
+    return out
+
+
+def settings_row(aspect):
     """(w_tfidf, w_concept, kinds) of settings.RERANK_WEIGHTS for an evaluated aspect."""
     w = settings.RERANK_WEIGHTS[aspect]
     return (w["words"], w["concepts"], tuple(w["kinds"]) or concepts.KINDS)
 
 
-def test(mt, rel, ex, ws, bases, shipped=None):
-    """Test-split rows; `shipped` = (base, aspect) adds the app's own weights as "shipped"."""
+def ship_rows(res, chosen):
+    """Add "app (val choice)" and "settings" rows on the test pools kept in SHIPPED_TESTS."""
+    for key, folds in SHIPPED_TESTS.items():
+        for row, pick in (("app (val choice)", lambda a: chosen[a][0] if a in chosen else None),
+                          ("settings", settings_row)):
+            pq = []
+            for mt, rel, ex, base, aspect in folds:
+                w = pick(aspect)
+                if w is None:
+                    continue
+                mk = with_concept(mt, w[2] if w[2] in mt else concepts.KINDS)
+                pq += per_query_metrics(fused(parts(mk, base, ex, N), mk, base, w[:2]), rel, exclude=ex)
+            if pq:
+                res[key]["pq"][row] = pq
+
+
+def test(mt, rel, ex, ws, bases, shipped=None, key=None):
+    """Test-split rows; `shipped` = (base, aspect): keep the pool to score the app's weights
+    on it once every validation pool is in (ship_rows)."""
     pq = {k: per_query_metrics(mt[k], rel, exclude=ex) for k in ("generic", "peer", "tfidf", *bases)}
     if shipped:
-        base, aspect = shipped
-        w = shipped_row(aspect)
-        mk = with_concept(mt, w[2])
-        pq["shipped"] = per_query_metrics(fused(parts(mk, base, ex, N), mk, base, w[:2]), rel, exclude=ex)
+        SHIPPED_TESTS.setdefault(key, []).append((mt, rel, ex, *shipped))
     pq["concept"] = per_query_metrics(mt[ws["concept"][2]], rel, exclude=ex)
     for b in bases:
         for f in (f"{b}+tfidf@{N}", f"{b}+concept@{N}", f"{b}+tc@{N}"):
@@ -127,9 +173,10 @@ def pwc(generic, artifact, G, peer, papers):
             A = vecs([docs[i] for i in idx])
             m[s] = {**SL.lex(peer, G, idx), "adapter-mix": A @ A.T, **{k: S[np.ix_(idx, idx)] for k, S in CS.items()}}
             rx[s] = relevance_from_labels(*[[lab[i] for i in idx]] * 2, True)
-        ws = tune(m["val"], *rx["val"], SL.BASES)
-        out[f"pwc-tasks/{aspect}"] = {"pq": test(m["test"], *rx["test"], ws, SL.BASES,
-                                                 ("adapter-mix", "task") if aspect == "task" else None), "w": ws}
+        ws = tune(m["val"], *rx["val"], SL.BASES, ("task", "pwc", "adapter-mix") if aspect == "task" else None)
+        key = f"pwc-tasks/{aspect}"
+        out[key] = {"pq": test(m["test"], *rx["test"], ws, SL.BASES,
+                               ("adapter-mix", "task") if aspect == "task" else None, key), "w": ws}
         log(f"pwc/{aspect} done")
     return out
 
@@ -147,8 +194,8 @@ def task_heldout(artifact, G, peer, papers):
         m[s] = {**SL.lex(peer, G, idx), "adapter-mix": A @ A.T, **{k: S[np.ix_(idx, idx)] for k, S in CS.items()}}
         rx[s] = relevance_from_labels(*[[{papers[i]["task"]} for i in idx]] * 2, True)
     ws = tune(m["val"], *rx["val"], ("generic",))
-    return {"pwc-taskheldout/task": {"pq": test(m["test"], *rx["test"], ws, ("generic",), ("generic", "task")),
-                                     "w": ws}}
+    key = "pwc-taskheldout/task"
+    return {key: {"pq": test(m["test"], *rx["test"], ws, ("generic",), ("generic", "task"), key), "w": ws}}
 
 
 def scirex(generic, pwc_papers, quick, k_folds=5):
@@ -178,11 +225,14 @@ def scirex(generic, pwc_papers, quick, k_folds=5):
                 m["adapter-mix"] = A @ A.T
             bs = bases if "adapter-mix" in m else ("generic",)
             vlab = [lab[i] for i in va]
-            ws = tune({s: M[np.ix_(va, va)] for s, M in m.items()}, *relevance_from_labels(vlab, vlab, True), bs)
-            rel_all = [r - {int(q)} for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te)]
-            r = out.setdefault(f"scirex/{aspect} (corpus)", {"pq": {}, "w": {}})
             ship = ("adapter-mix" if "adapter-mix" in m else "generic", aspect)
-            for f, pq in test({s: M[te] for s, M in m.items()}, rel_all, [{int(q)} for q in te], ws, bs, ship).items():
+            ws = tune({s: M[np.ix_(va, va)] for s, M in m.items()}, *relevance_from_labels(vlab, vlab, True), bs,
+                      (aspect, "scirex", ship[0]))
+            rel_all = [r - {int(q)} for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te)]
+            key = f"scirex/{aspect} (corpus)"
+            r = out.setdefault(key, {"pq": {}, "w": {}})
+            for f, pq in test({s: M[te] for s, M in m.items()}, rel_all, [{int(q)} for q in te], ws, bs, ship,
+                              key).items():
                 r["pq"].setdefault(f, []).extend(pq)
             for f, w in ws.items():
                 r["w"].setdefault(f, []).append(w)
@@ -205,6 +255,8 @@ def main():
     log(f"pwc papers with >= 1 task concept: {n_with}/{len(papers)}; distinct concepts {len(cover.idf)}")
     res = {**pwc(generic, artifact, G, peer, papers), **task_heldout(artifact, G, peer, papers),
            **scirex(generic, papers, quick)}
+    chosen = app_weights()
+    ship_rows(res, chosen)
     js = {}
     print(f"\nMAP@10 (test), x = ÷ max(generic, peer); [w tf-idf, w concept] from validation. wall {time.time() - t0:.0f} s\n")
     print("| setting | q | generic | peer | concept alone | base | base alone | +tfidf@100 | +concept@100 | +both@100 |")
@@ -213,22 +265,30 @@ def main():
         t = {f: summarize(pq)["map_at_10"] for f, pq in r["pq"].items()}
         floor = max(t["generic"], t["peer"])
         js[key] = {"test": {f: summarize(pq) for f, pq in r["pq"].items()}, "w": r["w"], "max_baseline": floor,
-                   "ratio_ci95": {f: bootstrap_ratio(r["pq"], f) for f in r["pq"] if "@" in f or f == "shipped"}}
+                   "ratio_ci95": {f: bootstrap_ratio(r["pq"], f) for f in r["pq"]
+                                  if "@" in f or f in ("app (val choice)", "settings")}}
         for b in ("adapter-mix", "generic"):
             if b not in t:
                 continue
             c = lambda f: f"{t[f]:.3f} ×{t[f] / floor:.2f} {SL_w(r['w'][f])}"  # noqa: E731
             print(f"| {key} | {summarize(r['pq']['generic'])['n_queries']} | {t['generic']:.3f} | {t['peer']:.3f} | "
                   f"{t['concept']:.3f} | {b} | {t[b]:.3f} | {c(b + '+tfidf@100')} | {c(b + '+concept@100')} | {c(b + '+tc@100')} |")
-    print("\nShipped weights (settings.RERANK_WEIGHTS; base adapter-mix, generic where none):\n")
+    print("\nThe app's weights, chosen on every validation pool of the aspect (worst dataset's val ratio):\n")
+    for aspect, (w, val) in chosen.items():
+        print(f"- {aspect}: words {w[0]:g}, concepts {w[1]:g}, kinds {'+'.join(w[2])} (worst val ratio {val:.2f}); "
+              f"settings.RERANK_WEIGHTS: {settings_row(aspect)}")
+    print("\nOn test (base adapter-mix; generic on the task-held-out split and for method):\n")
     for key, j in js.items():
-        if "shipped" in j["test"]:
-            v = j["test"]["shipped"]["map_at_10"]
-            lo, hi = j["ratio_ci95"]["shipped"]
-            print(f"- {key}: MAP@10 {v:.3f} = {v / j['max_baseline']:.2f}x max(generic, peer) (CI95 {lo:.2f}-{hi:.2f})")
+        for row in ("app (val choice)", "settings"):
+            if row in j["test"]:
+                v = j["test"][row]["map_at_10"]
+                lo, hi = j["ratio_ci95"][row]
+                print(f"- {key} {row}: MAP@10 {v:.3f} = {v / j['max_baseline']:.2f}x max(generic, peer) "
+                      f"(CI95 {lo:.2f}-{hi:.2f})")
     print("\nCI95 of ratio:\n" + "\n".join(f"- {k} {f}: {a:.2f}-{b:.2f}" for k, j in js.items()
                                          for f, (a, b) in j["ratio_ci95"].items() if "+tc" in f))
     OUT.write_text(json.dumps({"seed": SEED, "n": N, "grid": GRID2, "protocol": __doc__, "results": js,
+                               "app_weights": {a: {"w": w, "worst_val_ratio": v} for a, (w, v) in chosen.items()},
                                "wall_time_s": time.time() - t0}, indent=1, default=float))
     log(f"wrote {OUT}")
 

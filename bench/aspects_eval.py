@@ -51,7 +51,7 @@ from recommend.aspects.methods import (  # noqa: E402
 )
 from recommend.aspects.metrics import per_query_metrics, relevance_from_labels, summarize  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
 PWC = DATA / "pwc-tasks" / "pwc_valid.jsonl.gz"
 SCX = DATA / "scirex-aspects" / "scirex_train_aspects.jsonl.gz"
 

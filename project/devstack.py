@@ -260,6 +260,8 @@ def cmd_run(profile: Profile) -> int:
         if demo and os.environ.get("LOAD_DEMO", "1") == "1":
             say("loading the demo corpus (papers already present are skipped)")
             manage(env, "ingest", *demo)
+        # names found in the text: papers from an older dictionary, and the counts (seconds)
+        manage(env, "refresh_concepts", "--no-progress")
         manage(env, "embed_missing")
         web = subprocess.Popen(
             [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"],

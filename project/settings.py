@@ -149,16 +149,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # "Similar by aspect" reranks the aspect vector's top RERANK_SHORTLIST papers by
-# z(vector) + w_words * z(tf-idf cosine) + w_concepts * z(concept cosine) (recommend.rerank);
-# 0 turns it off. Weights and the kinds of concept compared, per aspect, chosen on validation
-# splits (docs/benchmarks.md "Named concepts"); method has no measurement (too few labelled
-# pairs) and no method names in the dictionary, so it takes the words only.
+# z(vector) + w_words * z(tf-idf cosine) + w_concepts * concept cosine (recommend.rerank); 0 turns
+# it off. Task and dataset weights and kinds: one choice per aspect on every validation pool
+# at once (bench/aspects_concepts.py, docs/benchmarks.md "Named concepts"): the words add
+# nothing there once the names are in. Generic and method have no labelled measurement (method:
+# 9 papers share a label; no method names in the dictionary) and keep the words.
 RERANK_SHORTLIST = env.int("RERANK_SHORTLIST", default=100)
 RERANK_WEIGHTS = {
     "generic": {"words": 1.0, "concepts": 1.0, "kinds": ("task", "dataset")},
-    "task": {"words": 1.0, "concepts": 4.0, "kinds": ("task",)},
+    "task": {"words": 0.0, "concepts": 4.0, "kinds": ("task",)},
     "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
-    "dataset": {"words": 0.25, "concepts": 0.25, "kinds": ("dataset",)},
+    "dataset": {"words": 0.0, "concepts": 4.0, "kinds": ("dataset",)},
 }
 # Task and dataset names matched in every paper's text (search.concepts).
 CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",

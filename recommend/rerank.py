@@ -1,10 +1,12 @@
 """Rerank an aspect vector's shortlist by what two papers visibly share: words and named concepts.
 
-score = z(vector cosine) + w_words * z(tf-idf cosine) + w_concepts * z(concept cosine), each
-z-scored over the shortlist (the top RERANK_SHORTLIST papers by the vector), the weights per
-aspect from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named concepts").
-The words are recommend.lexical's; the concepts are the task and dataset names both papers
-mention (search.concepts), weighted by how rare they are in the corpus.
+score = z(vector cosine) + w_words * z(tf-idf cosine) + w_concepts * concept cosine, z over the
+shortlist (the top RERANK_SHORTLIST papers by the vector); the concept cosine is used as it is
+(in [0, 1]: sharing every named concept adds w_concepts standard deviations of the vector's
+score; a z-score of such sparse values would let one shared name jump by 10). The weights per
+aspect come from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named
+concepts"). The words are recommend.lexical's; the concepts are the task and dataset names
+both papers mention (search.concepts), weighted by how rare they are in the corpus.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
 
         mine = weighted(anchor.concepts)
         theirs = [weighted(rows[pid][2] if pid in rows else []) for pid in ids]
-        fused += w["concepts"] * _z(np.asarray([concepts.cosine(mine, t) for t in theirs]))
+        fused += w["concepts"] * np.asarray([concepts.cosine(mine, t) for t in theirs])
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:
         out.ranked.append((ids[i], cosine[ids[i]]))

@@ -54,7 +54,7 @@ def test_typing_a_query_updates_the_results_in_place(live_server, browser_page, 
     page.screenshot(path=str(fixtures_dir.parent.parent / "var" / "search-page.png"))
 
 
-def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words(
+def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words_and_names(
         live_server, browser_page, fixtures_dir, transactional_db, monkeypatch):
     from recommend import lexical
 
@@ -63,10 +63,14 @@ def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words(
                           spaces=services.configured_spaces())
     monkeypatch.setattr(lexical, "FIT_MIN", 10)
     lexical.fit_model()
+    services.concept_stats_fit()
     paper = Paper.objects.get(arxiv_id="2503.22880")
     page = browser_page
     page.goto(f"{live_server.url}/papers/{paper.pk}/")
     page.evaluate("window.__marker = 'same-page'")
+    # overall: reranked by shared words as well (settings.RERANK_WEIGHTS)
+    page.locator("#similar .result summary").first.click()
+    assert page.locator("#similar .result .chip.words").first.inner_text().startswith("words: ")
 
     page.locator("nav.tabs a", has_text="same task").click()
     page.wait_for_selector("nav.tabs a.active >> text=same task", timeout=15000)
@@ -75,5 +79,6 @@ def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words(
 
     assert page.evaluate("window.__marker") == "same-page"  # htmx swapped the list only
     assert "aspect=task" in page.url
-    assert first.locator(".chip.words").inner_text().startswith("words: ")
+    # same task: reranked by the task names both mention (the sonar paper names three)
+    assert first.locator(".chip.concept").inner_text().startswith("both mention: ")
     assert first.locator(".chip", has_text="task").count() >= 1

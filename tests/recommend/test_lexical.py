@@ -100,7 +100,7 @@ def test_similar_reranks_by_shared_task_names_weighted_by_rarity(corpus, setting
 
     mine = vec(paper.concepts)
     shared = np.array([sum(x * vec(found).get(c, 0) for c, x in mine.items()) for _, found in others])
-    fused = z(cos) + w * z(shared)
+    fused = z(cos) + w * shared
     expected = [others[i][0] for i in np.lexsort((np.array([p for p, _ in others]), -fused))[:5]]
     got = [r["id"] for r in body["results"]]
     assert got == expected

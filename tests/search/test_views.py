@@ -47,6 +47,19 @@ def test_the_paper_page_lists_similar_papers(client, corpus):
     assert client.get("/papers/999999/").status_code == 404
 
 
+def test_the_paper_page_and_the_labels_page_show_the_names_found_in_the_text(client, corpus):
+    paper = Paper.objects.get(arxiv_id="2503.22880")  # the sonar datasets paper
+    html = client.get(f"/papers/{paper.pk}/").content.decode()
+    assert "Mentions tasks" in html and "?concept=task%3ASemantic%20Segmentation" in html
+
+    assert "Not counted yet" in client.get("/labels/").content.decode()
+    services.concept_stats_fit()
+    html = client.get("/labels/").content.decode()
+    assert "Found in the text" in html and "Large Language Model" in html
+    filtered = client.get("/", {"concept": "task:Semantic Segmentation"}).content.decode()
+    assert "Marine Debris" in filtered and "Susceptibility of Large Language Models" not in filtered
+
+
 def test_the_status_fragment_shows_embedding_progress(client, fixtures_dir):
     services.papers_ingest_file(path=fixtures_dir / "kaggle-sample.json")
     services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)[:5]))

@@ -2,6 +2,7 @@
 
     python manage.py bench embed  [--n 512]        docs/s of the embedding pipeline
     python manage.py bench search [--queries 200]  search latency p50/p95 per mode
+    python manage.py bench similar [--papers 40]   "similar by aspect" latency per rerank variant
 
 Alternatives are measured side by side in one run, interleaved, so that the ratios hold on a
 noisy machine even when absolute times do not.
@@ -75,7 +76,11 @@ class Command(BaseCommand):
         search.add_argument("--k", type=int, default=10)
         modes = sub.add_parser("modes", help="known-item retrieval quality per search mode")
         modes.add_argument("--queries", type=int, default=200)
-        for p in (embed, search, modes):
+        similar = sub.add_parser("similar", help="'similar by aspect' latency: vector only vs "
+                                 "reranked by words, concepts, both")
+        similar.add_argument("--papers", type=int, default=40)
+        similar.add_argument("--passes", type=int, default=3)
+        for p in (embed, search, modes, similar):
             p.add_argument("--json", type=Path, help="also write the results here")
             p.add_argument("--seed", type=int, default=7)
 
@@ -188,6 +193,62 @@ class Command(BaseCommand):
         self.stdout.write(f"  query encoding (uncached): {encode_ms:.1f} ms per query")
         return {"papers": total, "queries": len(workload), "k": k, "rows": rows,
                 "query_encode_ms": round(encode_ms, 1)}
+
+    # --- similar by aspect -------------------------------------------------------------------
+    def bench_similar(self, *, papers, passes, seed, **_):
+        from recommend import lexical
+        from recommend.selectors import paper_similar_explained
+        from search.selectors import aspect_names, concept_weights
+
+        if lexical.current() is None:
+            self.stdout.write("note: no tf-idf fit yet (manage.py fit_lexical): 'words' is a no-op")
+        if not concept_weights().idf:
+            self.stdout.write("note: concepts not counted yet (manage.py refresh_concepts)")
+        random.seed(seed)
+        ids = list(Paper.objects.values_list("pk", flat=True))
+        picked = list(Paper.objects.filter(pk__in=random.sample(ids, min(papers, len(ids)))))
+        shipped = settings.RERANK_WEIGHTS
+        kinds = ("task", "dataset")
+        variants = {  # the same weights for every aspect, and the shipped table
+            "vector only": {"words": 0.0, "concepts": 0.0, "kinds": kinds},
+            "words": {"words": 1.0, "concepts": 0.0, "kinds": kinds},
+            "concepts": {"words": 0.0, "concepts": 1.0, "kinds": kinds},
+            "words + concepts": {"words": 1.0, "concepts": 1.0, "kinds": kinds},
+        }
+        variants = {name: {a: w for a in shipped} for name, w in variants.items()}
+        variants["shipped (settings)"] = shipped
+        aspects = aspect_names()
+        latencies: dict[str, list[float]] = {name: [] for name in variants}
+        per_aspect: dict[str, list[float]] = {a: [] for a in aspects}
+        try:
+            for _ in range(passes):  # interleaved: every variant sees the same cache state
+                for paper in picked:
+                    for aspect in aspects:
+                        for name, weights in variants.items():
+                            settings.RERANK_WEIGHTS = weights
+                            started = time.perf_counter()
+                            paper_similar_explained(paper=paper, aspect=aspect, k=10,
+                                                    filters=SearchFilters())
+                            latencies[name].append((time.perf_counter() - started) * 1000)
+                            if weights is shipped:
+                                per_aspect[aspect].append(latencies[name][-1])
+        finally:
+            settings.RERANK_WEIGHTS = shipped
+        total = Paper.objects.count()
+        self.stdout.write(f"\n'similar' latency, {len(picked)} papers x {len(aspects)} aspects x "
+                          f"{passes} passes, k=10, shortlist {settings.RERANK_SHORTLIST}, "
+                          f"{total} papers (ms):")
+        rows = []
+        for name, values in latencies.items():
+            row = {"variant": name, "p50_ms": round(percentile(values, 50), 2),
+                   "p95_ms": round(percentile(values, 95), 2)}
+            rows.append(row)
+            self.stdout.write(f"  {name:<28} p50 {row['p50_ms']:>7}  p95 {row['p95_ms']:>7}")
+        shipped_p50 = {a: round(percentile(v, 50), 2) for a, v in per_aspect.items() if v}
+        self.stdout.write("  shipped, p50 per aspect: "
+                          + ", ".join(f"{a} {v}" for a, v in shipped_p50.items()))
+        return {"papers": total, "sampled": len(picked), "aspects": aspects, "rows": rows,
+                "shipped_p50_per_aspect": shipped_p50}
 
     # --- search modes ------------------------------------------------------------------------
     def bench_modes(self, *, queries, seed, **_):
