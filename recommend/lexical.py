@@ -21,6 +21,7 @@ import json
 from typing import NamedTuple, Sequence
 
 import numpy as np
+
 from recommend.models import LexicalModel
 from search.models import Paper
 

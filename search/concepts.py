@@ -10,10 +10,13 @@ Measured in bench/aspects_concepts.py (docs/benchmarks.md "Named concepts").
 
 Matching is on normalised word sequences: lower case, runs of letters and digits, a plural "s"
 dropped from words longer than three letters, so "Image-Classification" and "image
-classifications" both match "Image Classification". A parenthesised acronym is an alias
-("Visual Question Answering (VQA)" is also matched by "VQA"). Overlapping matches all count:
-"3d human pose estimation" also names "Pose Estimation", its parent task, which is how papers
-on sibling tasks come out related.
+classifications" both match "Image Classification". Names written with capitals inside every
+word ("ImageNet", "SQuAD", "GAP") are matched as written; one-word names written plainly
+("Retrieval", "News") not at all, they are ordinary words in an abstract. A parenthesised
+acronym ending a name is an alias ("Visual Question Answering (VQA)" is also matched by
+"VQA"); spellings and leaderboard variants of a name are one concept. Overlapping matches all
+count: "3d human pose estimation" also names "Pose Estimation", its parent task, which is how
+papers on sibling tasks come out related.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9]+")
 _PAREN = re.compile(r"\(([^)]*)\)")
 MIN_LETTERS = 3  # "3D", "GO", "MT", "16k" alone are too ambiguous to count as names
 LONG_WORD = 4  # a name matched in any case needs one word this long ("is-a" would match "is a")
-MAX_PER_PAPER = 50  # a safety cap on pathological texts; papers average ~6 concepts
+MAX_PER_PAPER = 50  # a safety cap on pathological texts; papers average 2-3 concepts
 
 
 def _fold(token: str) -> str:
@@ -165,11 +168,19 @@ def paper_concepts(title: str, abstract: str) -> list[str]:
     return shipped_dictionary().extract(f"{title} . {abstract}")
 
 
-@lru_cache(maxsize=1)
 def shipped_dictionary() -> Dictionary:
+    """The dictionary at settings.CONCEPT_DICTIONARY, read again when the file changes, so a
+    long-running worker never writes concepts of an edited dictionary's predecessor."""
     from django.conf import settings
 
-    return read_dictionary(Path(settings.CONCEPT_DICTIONARY))
+    path = Path(settings.CONCEPT_DICTIONARY)
+    stat = path.stat()
+    return _read_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=2)
+def _read_cached(path: str, mtime_ns: int, size: int) -> Dictionary:
+    return read_dictionary(Path(path))
 
 
 def read_dictionary(path: Path) -> Dictionary:

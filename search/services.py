@@ -121,7 +121,7 @@ def papers_refresh_concepts(*, batch: int = CONCEPT_BATCH,
     """Find the concepts of every paper whose concepts came from another dictionary version
     (or from none: papers stored before concepts existed). Idempotent and restartable: each
     batch commits on its own, and a paper whose text changed meanwhile is left to the next
-    run (the write is conditional on the text it was computed from). Returns papers updated."""
+    run (the write is conditional on the text it was computed from). Returns papers written."""
     version = concepts.shipped_dictionary().version
     updated, last_id = 0, 0
     while True:
@@ -135,7 +135,7 @@ def papers_refresh_concepts(*, batch: int = CONCEPT_BATCH,
                 "WHERE id = %s AND content_hash = %s",
                 [(concepts.paper_concepts(title, abstract), version, pk, digest)
                  for pk, title, abstract, digest in rows])
-        updated += len(rows)
+            updated += max(cursor.rowcount, 0)  # psycopg 3: the sum over the statements
         last_id = rows[-1][0]
         if progress:
             progress(len(rows))

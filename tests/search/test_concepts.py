@@ -74,31 +74,31 @@ class TestStored:
             self, corpus, settings, tmp_path, monkeypatch):
         path = tmp_path / "concepts.tsv"
         path.write_text("# test\ntask\tSemantic Segmentation\ndataset\tImageNet\n")
-        settings.CONCEPT_DICTIONARY = path
-        concepts.shipped_dictionary.cache_clear()
-        try:
-            new = concepts.shipped_dictionary().version
-            victim = Paper.objects.get(title__startswith="Wide Residual Networks")
-            real = concepts.paper_concepts
+        settings.CONCEPT_DICTIONARY = path  # read anew: another file
+        new = concepts.shipped_dictionary().version
+        victim = Paper.objects.get(title__startswith="Wide Residual Networks")
+        real = concepts.paper_concepts
 
-            def extract_while_someone_edits(title, abstract):
-                if title.startswith("Wide Residual"):  # the text changes under our feet
-                    with connection.cursor() as cursor:
-                        cursor.execute("UPDATE search_paper SET content_hash = 'edited' "
-                                       "WHERE id = %s", [victim.pk])
-                return real(title, abstract)
+        def extract_while_someone_edits(title, abstract):
+            if title.startswith("Wide Residual"):  # the text changes under our feet
+                with connection.cursor() as cursor:
+                    cursor.execute("UPDATE search_paper SET content_hash = 'edited' "
+                                   "WHERE id = %s", [victim.pk])
+            return real(title, abstract)
 
-            monkeypatch.setattr(concepts, "paper_concepts", extract_while_someone_edits)
-            assert services.papers_refresh_concepts(batch=7) == Paper.objects.count()
-            stale = Paper.objects.exclude(concepts_version=new)
-            assert list(stale.values_list("pk", flat=True)) == [victim.pk]
-            segmentation = Paper.objects.get(title__startswith="Full-Resolution Residual")
-            assert segmentation.concepts == ["task:Semantic Segmentation"]
-            monkeypatch.setattr(concepts, "paper_concepts", real)
-            assert tasks.refresh_concepts() == 1  # the next periodic run takes it
-            assert not Paper.objects.exclude(concepts_version=new).exists()
-        finally:
-            concepts.shipped_dictionary.cache_clear()
+        monkeypatch.setattr(concepts, "paper_concepts", extract_while_someone_edits)
+        assert services.papers_refresh_concepts(batch=7) == Paper.objects.count() - 1
+        stale = Paper.objects.exclude(concepts_version=new)
+        assert list(stale.values_list("pk", flat=True)) == [victim.pk]
+        segmentation = Paper.objects.get(title__startswith="Full-Resolution Residual")
+        assert segmentation.concepts == ["task:Semantic Segmentation"]
+        monkeypatch.setattr(concepts, "paper_concepts", real)
+        assert tasks.refresh_concepts() == 1  # the next periodic run takes it
+        assert not Paper.objects.exclude(concepts_version=new).exists()
+        # an edit of the file is seen without a restart: a new version, everything again
+        path.write_text("# test\ntask\tSemantic Segmentation\n")
+        assert concepts.shipped_dictionary().version != new
+        assert services.papers_outdated_concepts_count() == Paper.objects.count()
 
     def test_counts_are_fitted_once_and_again_when_the_corpus_grows_by_a_tenth(self, fixtures_dir):
         services.papers_ingest_file(path=fixtures_dir / "own-schema.jsonl")
