@@ -51,15 +51,17 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     if not shortlist or (fitted is None and not use_concepts):
         return Reranked(list(shortlist[:k]))
     ids = [pid for pid, _ in shortlist]
-    rows = {pid: (title, abstract, found) for pid, title, abstract, found in
-            Paper.objects.filter(pk__in=ids).values_list("pk", "title", "abstract", "concepts")}
+    # the abstracts only when the words are weighed: they are most of what is read
+    fields = ("title", "abstract", "concepts") if fitted is not None else ("concepts",)
+    rows = {row["pk"]: row for row in Paper.objects.filter(pk__in=ids).values("pk", *fields)}
     fused = _z(np.asarray([cos for _, cos in shortlist], dtype=np.float64))
     out = Reranked([], debug={"shortlist": len(ids), "weights": w})
     shared_terms: list[list[str]] = []
     if fitted is not None:
         lex, shared_terms = lexical.similarities(
             fitted, lexical.paper_text(anchor.title, anchor.abstract),
-            [lexical.paper_text(*rows[pid][:2]) if pid in rows else "" for pid in ids])
+            [lexical.paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
+             for pid in ids])
         fused += w["words"] * _z(lex)
         out.debug["lexical"] = fitted.version
     if use_concepts:
@@ -69,7 +71,7 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
             return concepts.weighted([c for c in found if concepts.kind_of(c) in kinds], idf)
 
         mine = weighted(anchor.concepts)
-        theirs = [weighted(rows[pid][2] if pid in rows else []) for pid in ids]
+        theirs = [weighted(rows[pid]["concepts"] if pid in rows else []) for pid in ids]
         fused += w["concepts"] * np.asarray([concepts.cosine(mine, t) for t in theirs])
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:
