@@ -70,6 +70,62 @@ def test_a_negative_example_demotes_its_neighbours(corpus):
     assert after > before or after == 99
 
 
+def test_more_like_two_examples_counts_the_names_they_share_and_a_negatives_names_against(
+        corpus, settings):
+    import numpy as np
+
+    from search import concepts
+    from search.selectors import stored_vectors
+
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
+                               "task": {"words": 0.0, "concepts": 4.0, "kinds": ("task",)}}
+    services.concept_stats_fit()
+    positives = list(Paper.objects.filter(title__contains="Super-Resol").order_by("pk")[:2])
+    candidates = list(Paper.objects.exclude(pk__in=[p.pk for p in positives])
+                      .values_list("pk", flat=True))
+    body = post({"positive": [p.pk for p in positives], "aspects": {"task": 1.0},
+                 "candidates": candidates, "k": 5}).json()
+
+    # the oracle: z(cosine to the mean task vector) + 4 * cosine of the task names with the
+    # examples' summed idf-weighted names
+    space = next(s for s in corpus if s.aspect == "task")
+    vectors = stored_vectors(space, [p.pk for p in positives] + candidates)
+    centre = vectors[positives[0].pk] + vectors[positives[1].pk]
+    centre /= np.linalg.norm(centre)
+    cos = np.array([float(centre @ vectors[c]) for c in candidates])
+    n, found = Paper.objects.count(), dict(Paper.objects.values_list("pk", "concepts"))
+
+    def names(pid):
+        v = {c: concepts.idf(Paper.objects.filter(concepts__contains=[c]).count(), n)
+             for c in found[pid] if c.startswith("task:")}
+        norm = np.sqrt(sum(x * x for x in v.values())) or 1.0
+        return {c: x / norm for c, x in v.items()}
+
+    both = {}
+    for p in positives:
+        for c, x in names(p.pk).items():
+            both[c] = both.get(c, 0) + x
+    norm = np.sqrt(sum(x * x for x in both.values()))
+    shared = np.array([sum(x / norm * names(c).get(k, 0) for k, x in both.items()) for c in candidates])
+    fused = (cos - cos.mean()) / cos.std() + 4.0 * shared
+    expected = [candidates[i] for i in np.lexsort((np.array(candidates), -fused))[:5]]
+    got = [r["id"] for r in body["results"]]
+    assert got == expected
+    assert "Super-Resolution" in body["results"][0]["explanation"]["shared_concepts"]["task"]
+
+    # a negative naming the same tasks pushes a third paper naming them down
+    a, b, c = Paper.objects.filter(concepts__contains=["task:Super-Resolution"]).order_by("pk")[:3]
+    others = list(Paper.objects.exclude(pk__in=[a.pk, b.pk]).values_list("pk", flat=True))
+
+    def rank_of_c(negative):
+        body = post({"positive": [a.pk], "negative": negative, "aspects": {"task": 1.0},
+                     "candidates": others, "k": len(others)}).json()
+        return [r["id"] for r in body["results"]].index(c.pk)
+
+    assert rank_of_c([]) == 0  # alone, the other super-resolution paper comes first
+    assert rank_of_c([b.pk]) > 0
+
+
 def test_recommend_reranks_a_given_candidate_list_within_filters(corpus):
     positive = Paper.objects.get(arxiv_id="2503.22880")
     candidates = list(Paper.objects.exclude(pk=positive.pk).values_list("pk", flat=True)[:6])
