@@ -183,10 +183,11 @@ def recommend(request: RecommendRequest) -> SearchResult:
     """Papers like the positives and unlike the negatives, on the weighted aspects.
 
     Score of a candidate c = sum over aspects a of w_a * (cos(c, mean of positives in a)
-    - NEGATIVE_WEIGHT * max over negatives n of cos(c, n in a)), divided by sum of w_a; when
-    an aspect weighs the names found in the text, that score z-scored over the candidates plus
-    the shared names (_concept_scores), as "similar" does. Candidates come from each weighted aspect's planner (so filters are honoured and never
-    come back short) or, when given, from the caller's list (rerank).
+    - NEGATIVE_WEIGHT * max over negatives n of cos(c, n in a)), divided by sum of w_a. When
+    an aspect weighs the names found in the text, candidates are ordered by that score
+    z-scored over them plus the shared names (_concept_scores), as "similar" does; the score
+    shown stays the vector's. Candidates come from each weighted aspect's planner (so filters
+    are honoured and never come back short) or, when given, from the caller's list (rerank).
     """
     errors: dict[str, str] = {}
     spaces = active_aspects()
@@ -255,9 +256,12 @@ def recommend(request: RecommendRequest) -> SearchResult:
         # two examples 0.405 -> 0.597 MAP@10, SciREX task 0.553 -> 0.623).
         vector = np.asarray([scores[pid] for pid in pool])
         spread = float(vector.std()) or 1.0
-        scores = {pid: (v - float(vector.mean())) / spread + names.get(pid, 0.0)
-                  for pid, v in zip(pool, vector)}
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:request.k]
+        order = {pid: (v - float(vector.mean())) / spread + names.get(pid, 0.0)
+                 for pid, v in zip(pool, vector)}
+    else:
+        order = scores
+    best = sorted(pool, key=lambda pid: (-order[pid], pid))[:request.k]
+    ranked = [(pid, scores[pid]) for pid in best]
     result = SearchResult(hydrate(ranked), "recommend", {"candidates": len(pool), **plans})
     anchors = list(Paper.objects.filter(pk__in=request.positive))
     explain(anchors=anchors, results=result.results, spaces=spaces)
