@@ -126,3 +126,13 @@ class TestStored:
         assert all("task:Medical Image Segmentation" in r["concepts"] for r in body["results"])
         bad = client.get("/api/v1/search", {"q": "segmentation", "concept": "Medical Image"})
         assert bad.status_code == 400 and "task:Semantic Segmentation" in bad.json()["errors"]["concept"]
+
+    def test_semantic_search_under_a_concept_filter_is_never_short(self, corpus):
+        services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)))
+        naming = set(Paper.objects.filter(concepts__contains=["task:Large Language Model"])
+                     .values_list("pk", flat=True))
+        assert len(naming) > 10
+        body = APIClient().get("/api/v1/search", {"mode": "semantic", "q": "image segmentation",
+                                                  "k": 10, "concept": "task:Large Language Model"}).json()
+        assert len(body["results"]) == 10 and {r["id"] for r in body["results"]} <= naming
+
