@@ -24,6 +24,7 @@ import numpy as np
 
 from recommend.models import LexicalModel
 from search.models import Paper
+from search.newest import built_from_newest
 
 FIT_SAMPLE = 50_000  # papers read by a fit (a uniform sample of bigger corpora)
 FIT_MIN = 200  # papers before a fit is worth it; below, similarity is the vector's alone
@@ -65,7 +66,6 @@ def fit_model() -> LexicalModel | None:
     model, _ = LexicalModel.objects.get_or_create(
         version=version, defaults={"terms": terms, "idf": idf, "papers": len(rows),
                                    "corpus": corpus})
-    _cache.clear()
     return model
 
 
@@ -76,9 +76,6 @@ def needs_fit() -> bool:
     return corpus >= FIT_MIN and (latest is None or corpus >= 2 * latest.corpus)
 
 
-_cache: dict[str, Fitted] = {}
-
-
 class Fitted(NamedTuple):
     version: str
     vectorizer: object  # sklearn TfidfVectorizer with the stored vocabulary and idf
@@ -86,19 +83,14 @@ class Fitted(NamedTuple):
 
 
 def current() -> Fitted | None:
-    """The newest fit, or None. Cached per process (loading 20k terms costs ~50 ms)."""
-    latest = LexicalModel.objects.only("version").first()
-    if latest is None:
-        return None
-    fitted = _cache.get(latest.version)
-    if fitted is None:
-        model = LexicalModel.objects.get(pk=latest.pk)
-        vectorizer = _vectorizer(vocabulary={t: i for i, t in enumerate(model.terms)})
-        vectorizer.idf_ = np.asarray(model.idf, dtype=np.float64)
-        fitted = Fitted(model.version, vectorizer, np.asarray(model.terms, dtype=object))
-        _cache.clear()
-        _cache[latest.version] = fitted
-    return fitted
+    """The newest fit, or None. Built once per process (loading 20k terms costs ~50 ms)."""
+    return built_from_newest(LexicalModel, _loaded)
+
+
+def _loaded(model: LexicalModel) -> Fitted:
+    vectorizer = _vectorizer(vocabulary={t: i for i, t in enumerate(model.terms)})
+    vectorizer.idf_ = np.asarray(model.idf, dtype=np.float64)
+    return Fitted(model.version, vectorizer, np.asarray(model.terms, dtype=object))
 
 
 def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]

@@ -66,12 +66,9 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
         out.debug["lexical"] = fitted.version
     if use_concepts:
         idf, kinds = concept_weights().idf, tuple(w["kinds"])
-
-        def weighted(found):
-            return concepts.weighted([c for c in found if concepts.kind_of(c) in kinds], idf)
-
-        mine = weighted(anchor.concepts)
-        theirs = [weighted(rows[pid]["concepts"] if pid in rows else []) for pid in ids]
+        mine = concepts.weighted(anchor.concepts, idf, kinds)
+        theirs = [concepts.weighted(rows[pid]["concepts"] if pid in rows else [], idf, kinds)
+                  for pid in ids]
         fused += w["concepts"] * np.asarray([concepts.cosine(mine, t) for t in theirs])
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:

@@ -151,7 +151,7 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
     out = {pid: 0.0 for pid in pool}
     for aspect, w in signals.items():
         def vector(pid, kinds=tuple(w["kinds"])):
-            return concepts.weighted([c for c in found.get(pid, ()) if concepts.kind_of(c) in kinds], idf)
+            return concepts.weighted(found.get(pid, ()), idf, kinds)
 
         centre: dict[str, float] = {}
         for pid in request.positive:

@@ -164,8 +164,15 @@ class Dictionary(NamedTuple):
         return sorted(found)[:MAX_PER_PAPER]
 
 
+def found_in(title: str, abstract: str) -> tuple[list[str], str]:
+    """A paper's concepts and the version of the dictionary that found them (one read of it,
+    so the two always agree, even when the file changes meanwhile)."""
+    dictionary = shipped_dictionary()
+    return dictionary.extract(f"{title} . {abstract}"), dictionary.version
+
+
 def paper_concepts(title: str, abstract: str) -> list[str]:
-    return shipped_dictionary().extract(f"{title} . {abstract}")
+    return found_in(title, abstract)[0]
 
 
 def shipped_dictionary() -> Dictionary:
@@ -230,10 +237,12 @@ def idf(document_frequency: int, papers: int) -> float:
     return math.log((1 + papers) / (1 + document_frequency)) + 1.0
 
 
-def weighted(concepts: Iterable[str], weights: Mapping[str, float]) -> dict[str, float]:
-    """A concept set as an l2-normalised idf vector (unknown concepts weigh as the rarest)."""
+def weighted(concepts: Iterable[str], weights: Mapping[str, float],
+             kinds: Sequence[str] = KINDS) -> dict[str, float]:
+    """The concepts of the given kinds as an l2-normalised idf vector (unknown concepts weigh
+    as the rarest)."""
     top = max(weights.values(), default=1.0)
-    vec = {c: weights.get(c, top) for c in concepts}
+    vec = {c: weights.get(c, top) for c in concepts if kind_of(c) in kinds}
     norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
     return {c: v / norm for c, v in vec.items()}
 
@@ -270,7 +279,7 @@ class ConceptIndex(NamedTuple):
         columns: dict[str, int] = {}
         data, indices, indptr = [], [], [0]
         for s in self.sets:
-            for c, v in weighted([c for c in s if kind_of(c) in kinds], self.idf).items():
+            for c, v in weighted(s, self.idf, kinds).items():
                 indices.append(columns.setdefault(c, len(columns)))
                 data.append(v)
             indptr.append(len(indices))

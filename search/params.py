@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Mapping, Sequence
 
+from search import concepts
+
 MODES = ("semantic", "keyword", "hybrid")
 # Hybrid with the semantic list at weight 0.3 found known items best (`manage.py bench modes`,
 # docs/benchmarks.md): MRR@10 1.0 on titles, 0.84 on abstract sentences vs 0.79 keyword-only.
@@ -122,7 +124,7 @@ def _concepts(values: list[str], errors: dict[str, str]) -> tuple[str, ...]:
     out = []
     for value in values:
         kind, sep, name = value.partition(":")
-        if not sep or kind.strip().lower() not in ("task", "dataset") or not name.strip():
+        if not sep or kind.strip().lower() not in concepts.KINDS or not name.strip():
             errors["concept"] = (f"{value!r} is not a concept; write the kind and the name, "
                                  "as in task:Semantic Segmentation or dataset:ImageNet")
             continue

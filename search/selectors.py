@@ -19,6 +19,7 @@ from django.db.models import Count, F, Q
 from search import concepts
 from search.embedders import get_encoder
 from search.models import ASPECTS, ConceptStats, EmbeddingSpace, Job, Paper
+from search.newest import built_from_newest
 from search.params import SearchFilters, SearchParams
 from search.planner import filter_sql, vector_ranking
 
@@ -215,34 +216,23 @@ def label_counts(limit: int = 200) -> dict[str, list[tuple[str, int]]]:
 
 def concept_counts(limit: int = 200) -> dict[str, list[tuple[str, int]]]:
     """The concepts most papers name, per kind, from the last count (no scan per request)."""
-    stats = ConceptStats.objects.first()
-    frequencies = stats.frequencies if stats else {}
+    frequencies = concept_weights().frequencies
     return {kind: sorted(((c, n) for c, n in frequencies.items() if concepts.kind_of(c) == kind),
                          key=lambda item: (-item[1], item[0]))[:limit]
             for kind in concepts.KINDS}
 
 
 class ConceptWeights(NamedTuple):
-    stats_id: int | None
+    frequencies: dict[str, int]  # papers naming each concept
     idf: dict[str, float]
 
 
-_concept_weights: dict[int | None, ConceptWeights] = {}
-
-
 def concept_weights() -> ConceptWeights:
-    """idf of each concept from the newest count, cached per process until a newer one exists
-    (one indexed row read per call: that is how a new count reaches every process)."""
-    latest = ConceptStats.objects.values_list("pk", flat=True).first()
-    weights = _concept_weights.get(latest)
-    if weights is None:
-        stats = ConceptStats.objects.filter(pk=latest).first()
-        idf = ({c: concepts.idf(n, stats.papers) for c, n in stats.frequencies.items()}
-               if stats else {})
-        weights = ConceptWeights(latest, idf)
-        _concept_weights.clear()
-        _concept_weights[latest] = weights
-    return weights
+    """The newest count of concepts and their idf (empty before the first count), built once
+    per process (search.newest)."""
+    return built_from_newest(ConceptStats, lambda stats: ConceptWeights(
+        stats.frequencies, {c: concepts.idf(n, stats.papers) for c, n in stats.frequencies.items()},
+    )) or ConceptWeights({}, {})
 
 
 # --- papers, jobs, coverage ---------------------------------------------------------------------

@@ -133,7 +133,7 @@ def papers_refresh_concepts(*, batch: int = CONCEPT_BATCH,
             cursor.executemany(
                 "UPDATE search_paper SET concepts = %s::varchar[], concepts_version = %s "
                 "WHERE id = %s AND content_hash = %s",
-                [(concepts.paper_concepts(title, abstract), version, pk, digest)
+                [(*concepts.found_in(title, abstract), pk, digest)
                  for pk, title, abstract, digest in rows])
             updated += max(cursor.rowcount, 0)  # psycopg 3: the sum over the statements
         last_id = rows[-1][0]
@@ -171,6 +171,7 @@ def concept_stats_fit() -> ConceptStats:
 
 
 def _paper_from_record(record: PaperRecord) -> Paper:
+    found, version = concepts.found_in(record.title, record.abstract)
     return Paper(
         arxiv_id=record.arxiv_id, doi=record.doi, source_url=record.source_url,
         title=record.title, abstract=record.abstract, authors=record.authors,
@@ -179,8 +180,7 @@ def _paper_from_record(record: PaperRecord) -> Paper:
         first_seen=record.first_seen or timezone.now().date(), tasks=record.tasks,
         methods=record.methods, datasets=record.datasets,
         content_hash=content_hash(record.title, record.abstract),
-        concepts=concepts.paper_concepts(record.title, record.abstract),
-        concepts_version=concepts.shipped_dictionary().version,
+        concepts=found, concepts_version=version,
     )
 
 
@@ -191,8 +191,7 @@ def _apply_record(paper: Paper, record: PaperRecord) -> bool:
     paper._text_changed = new_hash != paper.content_hash  # type: ignore[attr-defined]
     if paper._text_changed:  # type: ignore[attr-defined]
         paper.title, paper.abstract, paper.content_hash = record.title, record.abstract, new_hash
-        paper.concepts = concepts.paper_concepts(record.title, record.abstract)
-        paper.concepts_version = concepts.shipped_dictionary().version
+        paper.concepts, paper.concepts_version = concepts.found_in(record.title, record.abstract)
         changed = True
     for name in _LABEL_FIELDS:
         value = getattr(record, name)

@@ -77,7 +77,7 @@ class TestStored:
         settings.CONCEPT_DICTIONARY = path  # read anew: another file
         new = concepts.shipped_dictionary().version
         victim = Paper.objects.get(title__startswith="Wide Residual Networks")
-        real = concepts.paper_concepts
+        real = concepts.found_in
 
         def extract_while_someone_edits(title, abstract):
             if title.startswith("Wide Residual"):  # the text changes under our feet
@@ -86,13 +86,13 @@ class TestStored:
                                    "WHERE id = %s", [victim.pk])
             return real(title, abstract)
 
-        monkeypatch.setattr(concepts, "paper_concepts", extract_while_someone_edits)
+        monkeypatch.setattr(concepts, "found_in", extract_while_someone_edits)
         assert services.papers_refresh_concepts(batch=7) == Paper.objects.count() - 1
         stale = Paper.objects.exclude(concepts_version=new)
         assert list(stale.values_list("pk", flat=True)) == [victim.pk]
         segmentation = Paper.objects.get(title__startswith="Full-Resolution Residual")
         assert segmentation.concepts == ["task:Semantic Segmentation"]
-        monkeypatch.setattr(concepts, "paper_concepts", real)
+        monkeypatch.setattr(concepts, "found_in", real)
         assert tasks.refresh_concepts() == 1  # the next periodic run takes it
         assert not Paper.objects.exclude(concepts_version=new).exists()
         # an edit of the file is seen without a restart: a new version, everything again
