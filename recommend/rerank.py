@@ -6,7 +6,9 @@ shortlist (the top RERANK_SHORTLIST papers by the vector); the concept cosine is
 score; a z-score of such sparse values would let one shared name jump by 10). The weights per
 aspect come from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named
 concepts"). The words are recommend.lexical's; the concepts are the task and dataset names
-both papers mention (search.concepts), weighted by how rare they are in the corpus.
+both papers mention (search.concepts), weighted by how rare they are in the corpus, plus, with
+the weight "nearest", the cosine of the names nearest both papers' generic embeddings
+(recommend.nearest_names: the task a paper is about without naming it).
 """
 
 from __future__ import annotations
@@ -17,17 +19,34 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from recommend import lexical
+from recommend import lexical, nearest_names
 from search import concepts
 from search.models import Paper
-from search.selectors import concept_weights
+from search.selectors import active_space, concept_weights, stored_vectors
 
 
 def weights(aspect: str) -> dict:
-    """{"words": w, "concepts": w, "kinds": concept kinds compared} of an aspect."""
+    """{"words": w, "concepts": w, "kinds": concept kinds compared, "nearest": weight of the
+    nearest names inside the concept term} of an aspect."""
     table = settings.RERANK_WEIGHTS
-    return {"words": 0.0, "concepts": 0.0, "kinds": concepts.KINDS,
+    return {"words": 0.0, "concepts": 0.0, "kinds": concepts.KINDS, "nearest": 0.0,
             **table.get(aspect, table.get("generic", {}))}
+
+
+def nearest_kind(aspect: str) -> str:
+    """Which names an aspect's nearest-names term compares (as in the bench)."""
+    return "dataset" if aspect == "dataset" else "task"
+
+
+def nearest_similarities(anchor_id: int, ids: Sequence[int], aspect: str) -> np.ndarray:
+    """Cosine of the nearest names of the anchor and each paper, from their stored generic
+    vectors (zeros when there is no generic space yet)."""
+    space = active_space("generic")
+    if space is None:
+        return np.zeros(len(ids))
+    vectors = stored_vectors(space, [anchor_id, *ids])
+    return nearest_names.similarities(vectors.get(anchor_id), [vectors.get(pid) for pid in ids],
+                                      nearest_kind(aspect), space.model_name)
 
 
 def _z(values: np.ndarray) -> np.ndarray:
@@ -69,7 +88,10 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
         mine = concepts.weighted(anchor.concepts, idf, kinds)
         theirs = [concepts.weighted(rows[pid]["concepts"] if pid in rows else [], idf, kinds)
                   for pid in ids]
-        fused += w["concepts"] * np.asarray([concepts.cosine(mine, t) for t in theirs])
+        named = np.asarray([concepts.cosine(mine, t) for t in theirs], dtype=np.float64)
+        if w["nearest"] > 0:
+            named += w["nearest"] * nearest_similarities(anchor.pk, ids, aspect)
+        fused += w["concepts"] * named
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:
         out.ranked.append((ids[i], cosine[ids[i]]))

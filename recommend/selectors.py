@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
-from recommend import rerank
+from recommend import nearest_names, rerank
 from search import concepts
 from search.models import EmbeddingSpace, Paper
 from search.params import SearchFilters
@@ -67,12 +67,15 @@ def explain(
     result_ids = [r.paper.pk for r in results]
     per_aspect: dict[str, dict[int, float]] = {}
     evidence: dict[str, dict[int, list[str]]] = {}
+    about: dict[int, list[str]] = {}
     for aspect, space in spaces.items():
         vectors = stored_vectors(space, anchor_ids + result_ids)
         anchor_vecs = [vectors[i] for i in anchor_ids if i in vectors]
         if not anchor_vecs:
             continue
         centre = _normalise(np.mean(anchor_vecs, axis=0))
+        if aspect == "generic":
+            about = _both_about(centre, vectors, result_ids, space.model_name)
         per_aspect[aspect] = {pid: round(float(np.dot(centre, vectors[pid])), 4)
                               for pid in result_ids if pid in vectors}
         if aspect != "generic":
@@ -102,8 +105,20 @@ def explain(
             "shared_labels": shared,
             # task / dataset names both mention, rarest first (search.concepts)
             "shared_concepts": {kind: names for kind, names in shared_concepts.items() if names},
+            # task names nearest both (recommend.nearest_names): inferred, not written
+            "both_about": {"task": about[pid]} if about.get(pid) else {},
             "sentences": sentences,
         }
+
+
+def _both_about(centre: np.ndarray, vectors: dict[int, np.ndarray], result_ids: Sequence[int],
+                model_name: str) -> dict[int, list[str]]:
+    """Per result: the task names nearest both it and the anchors' generic centre, the
+    anchors' nearest first."""
+    present = [pid for pid in result_ids if pid in vectors]
+    mine, *theirs = nearest_names.nearest(np.vstack([centre, *[vectors[pid] for pid in present]]),
+                                          "task", model_name)
+    return {pid: [concepts.name_of(c) for c in mine if c in set(found)] for pid, found in zip(present, theirs)}
 
 
 # --- similar by aspect ----------------------------------------------------------------------------
@@ -140,7 +155,8 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
                     ) -> dict[int, float]:
     """Per candidate: sum over the weighted aspects of share_a * w_concepts(a) * (cosine of
     its names with the positives' names - NEGATIVE_WEIGHT * the largest with a negative's),
-    names of the aspect's kinds (settings.RERANK_WEIGHTS). Empty when no aspect weighs names."""
+    names of the aspect's kinds (settings.RERANK_WEIGHTS), plus the same of the nearest names
+    times w_nearest(a), as "similar" does. Empty when no aspect weighs names."""
     signals = {a: rerank.weights(a) for a in shares}
     signals = {a: w for a, w in signals.items() if w["concepts"] > 0 and w["kinds"]}
     if not signals or not pool:
@@ -166,6 +182,34 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
             if negatives:
                 score -= NEGATIVE_WEIGHT * max(concepts.cosine(n, mine) for n in negatives)
             out[pid] += shares[aspect] * w["concepts"] * score
+        if w["nearest"] > 0:
+            for pid, score in _nearest_scores(request, pool, rerank.nearest_kind(aspect)).items():
+                out[pid] += shares[aspect] * w["concepts"] * w["nearest"] * score
+    return out
+
+
+def _nearest_scores(request: RecommendRequest, pool: Sequence[int], kind: str) -> dict[int, float]:
+    """Per candidate: cosine of its nearest names (recommend.nearest_names) with the positives'
+    summed ones - NEGATIVE_WEIGHT * the largest with a negative's; from the generic vectors."""
+    space = active_space("generic")
+    if space is None:
+        return {}
+    vectors = stored_vectors(space, [*request.positive, *request.negative, *pool])
+    if not vectors:
+        return {}
+    ids = list(vectors)
+    rows = dict(zip(ids, nearest_names.weights(np.vstack([vectors[i] for i in ids]), kind, space.model_name)))
+    positives = [rows[i] for i in request.positive if i in rows]
+    if not positives:
+        return {}
+    centre = _normalise(np.sum(positives, axis=0))
+    negatives = [rows[i] for i in request.negative if i in rows]
+    out = {}
+    for pid in pool:
+        if pid in rows:
+            out[pid] = float(rows[pid] @ centre)
+            if negatives:
+                out[pid] -= NEGATIVE_WEIGHT * max(float(rows[pid] @ n) for n in negatives)
     return out
 
 

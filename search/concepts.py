@@ -250,7 +250,7 @@ def weighted(concepts: Iterable[str], weights: Mapping[str, float],
 def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
-    return sum(v * b[c] for c, v in a.items() if c in b)
+    return sum((v * b[c] for c, v in a.items() if c in b), 0.0)
 
 
 def shared(a: Mapping[str, float], b: Mapping[str, float], limit: int = 5) -> list[str]:

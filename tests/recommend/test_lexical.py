@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from recommend import lexical, tasks
+from recommend import lexical, nearest_names, tasks
 from recommend.models import LexicalModel
 from search import concepts, services
 from search.models import Paper
-from search.selectors import stored_vectors
+from search.embedders import get_encoder
+from search.selectors import concept_weights, stored_vectors
 
 pytestmark = pytest.mark.django_db
 
@@ -109,6 +110,73 @@ def test_similar_reranks_by_shared_task_names_weighted_by_rarity(corpus, setting
     # U-Net and V-Net share "Image Segmentation" with it; the explanation says so
     assert first["shared_concepts"]["task"]
     assert set(first["shared_concepts"]["task"]) <= {concepts.name_of(c) for c in paper.concepts}
+
+
+def test_similar_adds_the_names_nearest_both_papers_to_the_names_they_share(corpus, settings, monkeypatch):
+    w, near = 2.0, 4.0
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
+                               "task": {"words": 0.0, "concepts": w, "kinds": ("task",), "nearest": near}}
+    # hash vectors sit far from any name and rarely share a nearest one: a wider, lower net
+    monkeypatch.setattr(nearest_names, "NEAREST_FLOOR", 0.0)
+    monkeypatch.setattr(nearest_names, "NEAREST_TOP", 50)
+    services.concept_stats_fit()
+    paper = Paper.objects.get(title__startswith="Full-Resolution Residual Networks")
+
+    # the oracle: z(task cosine) + w * (shared task names + near * cosine of the 50 task names
+    # whose embedding (the test encoder's) is nearest each paper's generic vector)
+    others = list(Paper.objects.exclude(pk=paper.pk).values_list("pk", "concepts"))
+    ids = [paper.pk] + [pid for pid, _ in others]
+    task, generic = stored_vectors(corpus["task"], ids), stored_vectors(corpus["generic"], ids)
+    cos = np.array([float(task[paper.pk] @ task[pid]) for pid in ids[1:]])
+    dictionary = concepts.shipped_dictionary()
+    names = sorted({c for t in (dictionary.exact, dictionary.folded) for found in t.values() for c in found
+                    if c.startswith("task:")})
+    E = get_encoder(corpus["generic"].model_name).encode([concepts.name_of(c) for c in names])
+    # hash vectors of short names tie often; a little noise makes "the 50 nearest" one answer
+    E = E + np.random.default_rng(0).normal(0, 1e-3, E.shape)
+    E = (E / np.linalg.norm(E, axis=1, keepdims=True)).astype(np.float32)
+    monkeypatch.setattr(nearest_names, "name_vectors", lambda kind, model: (names, E))
+
+    def nearest(pid):
+        s = E.astype(np.float64) @ generic[pid]
+        top = np.argsort(-s)[:50]
+        v = np.zeros(len(names))
+        v[top] = np.maximum(s[top], 0)
+        return v / np.linalg.norm(v)
+
+    body = similar(paper, "task", k=5)
+    got = [r["id"] for r in body["results"]]
+    nearest_cos = np.array([float(nearest(paper.pk) @ nearest(pid)) for pid in ids[1:]])
+    assert nearest_cos.std() > 0.02  # the term has something to say on this corpus
+    idf = concept_weights().idf
+    mine = concepts.weighted(paper.concepts, idf, ("task",))
+    shared = np.array([concepts.cosine(mine, concepts.weighted(found, idf, ("task",))) for _, found in others])
+    fused = z(cos) + w * (shared + near * nearest_cos)
+    expected = [others[i][0] for i in np.lexsort((np.array(ids[1:]), -fused))[:5]]
+    assert got == expected
+    without = z(cos) + w * shared
+    assert got != [others[i][0] for i in np.lexsort((np.array(ids[1:]), -without))[:5]]
+
+    # each result says which of the query's nearest task names are nearest it too
+    def named(pid):
+        row = nearest(pid)
+        return [concepts.name_of(names[i]) for i in np.argsort(-row) if row[i] > 0]
+
+    for result in body["results"]:
+        theirs = set(named(result["id"]))
+        both = [name for name in named(paper.pk) if name in theirs]
+        assert result["explanation"].get("both_about", {}).get("task", []) == both
+    assert any(r["explanation"].get("both_about") for r in body["results"])
+
+
+def test_a_paper_that_names_no_task_is_ranked_by_its_nearest_names(corpus, settings):
+    # found names all zero: the nearest names alone move the order (was a numpy casting error)
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
+                               "task": {"words": 0.0, "concepts": 4.0, "kinds": ("task",), "nearest": 1.0}}
+    paper = Paper.objects.filter(concepts=[]).first()
+    response = APIClient().get(f"/api/v1/papers/{paper.pk}/similar", {"aspect": "task", "k": 5})
+    assert response.status_code == 200
+    assert len(response.json()["results"]) == 5
 
 
 def test_without_a_fit_or_concepts_similar_is_the_vector_ranking(corpus, settings):

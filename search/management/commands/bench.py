@@ -213,6 +213,7 @@ class Command(BaseCommand):
             "vector only": {"words": 0.0, "concepts": 0.0, "kinds": kinds},
             "words": {"words": 1.0, "concepts": 0.0, "kinds": kinds},
             "concepts": {"words": 0.0, "concepts": 1.0, "kinds": kinds},
+            "concepts + nearest names": {"words": 0.0, "concepts": 1.0, "kinds": kinds, "nearest": 1.0},
             "words + concepts": {"words": 1.0, "concepts": 1.0, "kinds": kinds},
         }
         variants = {name: {a: w for a in shipped} for name, w in variants.items()}

@@ -1,0 +1,77 @@
+"""The task (or dataset) names a paper is about without writing them.
+
+40% of SciREX papers never name one of their tasks in the abstract ("we propose a residual
+learning framework ..."); the names found in the text (search.concepts) miss them. Here a
+paper's nearest names are the NEAREST_TOP names of the dictionary whose embedding is closest
+to the paper's generic embedding (cosine at least NEAREST_FLOOR, weighed by how far above it).
+Two papers compare by the cosine of these weights: a second, softer names term of the rerank
+(bench/aspects_concepts.py --soft; docs/benchmarks.md "Nearest names"), computed on the fly
+for the shortlist from the stored generic vectors, so nothing is stored per paper.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from search import concepts
+from search.embedders import get_encoder
+
+NEAREST_TOP = 10  # on validation (worst-dataset ratio, --quick): 3 / 5 names 1.24, 10 1.26-1.27, 20 1.26
+NEAREST_FLOOR = 0.2  # with 10 names: floor 0.1 1.26, 0.2 1.27, 0.3 1.26
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _name_vectors(kind: str, model_name: str, dictionary_version: str) -> tuple[list[str], np.ndarray]:
+    """The dictionary's concepts of `kind` and their embeddings (l2-normalised), once per
+    process, dictionary version and model (~5k short names: a few seconds on 2 cores)."""
+    dictionary = concepts.shipped_dictionary()
+    names = sorted({c for table in (dictionary.exact, dictionary.folded) for found in table.values()
+                    for c in found if concepts.kind_of(c) == kind})
+    vectors = np.asarray(get_encoder(model_name).encode([concepts.name_of(c) for c in names]), dtype=np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return names, vectors
+
+
+def name_vectors(kind: str, model_name: str) -> tuple[list[str], np.ndarray]:
+    with _lock:  # one computation per key even when requests arrive together
+        return _name_vectors(kind, model_name, concepts.shipped_dictionary().version)
+
+
+def weights(paper_vectors: np.ndarray, kind: str, model_name: str) -> np.ndarray:
+    """(papers x names) nearest-name weights, rows l2-normalised (all zero: no name near)."""
+    _, names = name_vectors(kind, model_name)
+    scores = np.asarray(paper_vectors, dtype=np.float32) @ names.T
+    # a partial sort (a full one of ~5k names per paper was most of the rerank's time)
+    top = np.argpartition(-scores, NEAREST_TOP, axis=1)[:, :NEAREST_TOP]
+    rows = np.arange(len(scores))[:, None]
+    out = np.zeros_like(scores)
+    out[rows, top] = np.maximum(scores[rows, top] - NEAREST_FLOOR, 0.0)
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def nearest(paper_vectors: np.ndarray, kind: str, model_name: str) -> list[list[str]]:
+    """Each paper's nearest names, closest first (for explanations)."""
+    names, _ = name_vectors(kind, model_name)
+    out = []
+    for row in weights(paper_vectors, kind, model_name):
+        found = np.flatnonzero(row)
+        out.append([names[i] for i in found[np.argsort(-row[found], kind="stable")]])
+    return out
+
+
+def similarities(anchor: np.ndarray | None, others: Sequence[np.ndarray | None], kind: str,
+                 model_name: str) -> np.ndarray:
+    """Cosine of the anchor's nearest-name weights with each other paper's (0 where a vector
+    is missing, e.g. a paper not embedded yet)."""
+    present = [i for i, v in enumerate(others) if v is not None]
+    out = np.zeros(len(others))
+    if anchor is None or not present:
+        return out
+    w = weights(np.vstack([anchor, *[others[i] for i in present]]), kind, model_name)
+    out[present] = w[1:] @ w[0]
+    return out
