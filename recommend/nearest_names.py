@@ -5,16 +5,15 @@ learning framework ..."); the names found in the text (search.concepts) miss the
 paper's nearest names are the NEAREST_TOP names of the dictionary whose embedding is closest
 to the paper's generic embedding (cosine at least NEAREST_FLOOR, weighed by how far above it).
 Two papers compare by the cosine of these weights: a second, softer names term of the rerank
-(bench/aspects_concepts.py --soft; docs/benchmarks.md "Nearest names"), computed on the fly
-for the shortlist from the stored generic vectors, so nothing is stored per paper.
+and of recommend() (recommend.rerank.nearest_weights; chosen and weighed on validation by
+bench/aspects_concepts.py, kinds "nearλ"; docs/benchmarks.md "Nearest names"), computed on the
+fly for the shortlist from the stored generic vectors, so nothing is stored per paper.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
-
 import numpy as np
 
 from search import concepts
@@ -61,17 +60,4 @@ def nearest(paper_vectors: np.ndarray, kind: str, model_name: str) -> list[list[
     for row in weights(paper_vectors, kind, model_name):
         found = np.flatnonzero(row)
         out.append([names[i] for i in found[np.argsort(-row[found], kind="stable")]])
-    return out
-
-
-def similarities(anchor: np.ndarray | None, others: Sequence[np.ndarray | None], kind: str,
-                 model_name: str) -> np.ndarray:
-    """Cosine of the anchor's nearest-name weights with each other paper's (0 where a vector
-    is missing, e.g. a paper not embedded yet)."""
-    present = [i for i, v in enumerate(others) if v is not None]
-    out = np.zeros(len(others))
-    if anchor is None or not present:
-        return out
-    w = weights(np.vstack([anchor, *[others[i] for i in present]]), kind, model_name)
-    out[present] = w[1:] @ w[0]
     return out

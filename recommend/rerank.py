@@ -38,15 +38,17 @@ def nearest_kind(aspect: str) -> str:
     return "dataset" if aspect == "dataset" else "task"
 
 
-def nearest_similarities(anchor_id: int, ids: Sequence[int], aspect: str) -> np.ndarray:
-    """Cosine of the nearest names of the anchor and each paper, from their stored generic
-    vectors (zeros when there is no generic space yet)."""
+def nearest_weights(ids: Sequence[int], aspect: str) -> dict[int, np.ndarray]:
+    """{paper id: its nearest-names weights} (recommend.nearest_names) from the stored generic
+    vectors; papers without one (not embedded yet, or no generic space) are left out."""
     space = active_space("generic")
-    if space is None:
-        return np.zeros(len(ids))
-    vectors = stored_vectors(space, [anchor_id, *ids])
-    return nearest_names.similarities(vectors.get(anchor_id), [vectors.get(pid) for pid in ids],
-                                      nearest_kind(aspect), space.model_name)
+    vectors = stored_vectors(space, ids) if space is not None else {}
+    if not vectors:
+        return {}
+    found = list(vectors)
+    rows = nearest_names.weights(np.vstack([vectors[pid] for pid in found]), nearest_kind(aspect),
+                                 space.model_name)
+    return dict(zip(found, rows))
 
 
 def _z(values: np.ndarray) -> np.ndarray:
@@ -90,7 +92,10 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
                   for pid in ids]
         named = np.asarray([concepts.cosine(mine, t) for t in theirs], dtype=np.float64)
         if w["nearest"] > 0:
-            named += w["nearest"] * nearest_similarities(anchor.pk, ids, aspect)
+            near = nearest_weights([anchor.pk, *ids], aspect)
+            if anchor.pk in near:
+                named += w["nearest"] * np.asarray([float(near[pid] @ near[anchor.pk]) if pid in near else 0.0
+                                                    for pid in ids])
         fused += w["concepts"] * named
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:

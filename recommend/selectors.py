@@ -183,22 +183,15 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
                 score -= NEGATIVE_WEIGHT * max(concepts.cosine(n, mine) for n in negatives)
             out[pid] += shares[aspect] * w["concepts"] * score
         if w["nearest"] > 0:
-            for pid, score in _nearest_scores(request, pool, rerank.nearest_kind(aspect)).items():
+            for pid, score in _nearest_scores(request, pool, aspect).items():
                 out[pid] += shares[aspect] * w["concepts"] * w["nearest"] * score
     return out
 
 
-def _nearest_scores(request: RecommendRequest, pool: Sequence[int], kind: str) -> dict[int, float]:
+def _nearest_scores(request: RecommendRequest, pool: Sequence[int], aspect: str) -> dict[int, float]:
     """Per candidate: cosine of its nearest names (recommend.nearest_names) with the positives'
-    summed ones - NEGATIVE_WEIGHT * the largest with a negative's; from the generic vectors."""
-    space = active_space("generic")
-    if space is None:
-        return {}
-    vectors = stored_vectors(space, [*request.positive, *request.negative, *pool])
-    if not vectors:
-        return {}
-    ids = list(vectors)
-    rows = dict(zip(ids, nearest_names.weights(np.vstack([vectors[i] for i in ids]), kind, space.model_name)))
+    summed ones - NEGATIVE_WEIGHT * the largest with a negative's."""
+    rows = rerank.nearest_weights([*request.positive, *request.negative, *pool], aspect)
     positives = [rows[i] for i in request.positive if i in rows]
     if not positives:
         return {}

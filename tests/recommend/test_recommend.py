@@ -181,3 +181,72 @@ def test_the_labels_page_lists_labels_with_counts(client, corpus):
     html = client.get("/labels/").content.decode()
 
     assert "Image_Super-Resolution" in html
+
+
+def test_more_like_these_weighs_the_names_nearest_the_examples_and_against_a_negatives(
+        corpus, settings, monkeypatch):
+    import numpy as np
+
+    from recommend import nearest_names
+    from search import concepts
+    from search.embedders import get_encoder
+    from search.selectors import concept_weights, stored_vectors
+
+    w, near = 2.0, 4.0
+    settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
+                               "task": {"words": 0.0, "concepts": w, "kinds": ("task",), "nearest": near}}
+    services.concept_stats_fit()
+    generic = next(s for s in corpus if s.aspect == "generic")
+    d = concepts.shipped_dictionary()
+    names = sorted({c for t in (d.exact, d.folded) for found in t.values() for c in found if c.startswith("task:")})
+    E = get_encoder(generic.model_name).encode([concepts.name_of(c) for c in names])
+    E = E + np.random.default_rng(0).normal(0, 1e-3, E.shape)  # hash vectors tie; noise makes one answer
+    E = (E / np.linalg.norm(E, axis=1, keepdims=True)).astype(np.float32)
+    monkeypatch.setattr(nearest_names, "name_vectors", lambda kind, model: (names, E))
+    monkeypatch.setattr(nearest_names, "NEAREST_TOP", 50)
+    monkeypatch.setattr(nearest_names, "NEAREST_FLOOR", 0.0)
+    positives = [p.pk for p in Paper.objects.filter(title__contains="Super-Resol").order_by("pk")[:2]]
+    negative = Paper.objects.exclude(pk__in=positives).filter(concepts=[]).order_by("pk").first().pk
+    candidates = list(Paper.objects.exclude(pk__in=[*positives, negative]).values_list("pk", flat=True))
+
+    body = post({"positive": positives, "negative": [negative], "aspects": {"task": 1.0},
+                 "candidates": candidates, "k": 5}).json()
+
+    # the oracle, per candidate c: z over the candidates of (cos(c, mean positive task vector)
+    # - 0.7 cos(c, negative)) + w * (found names: cosine with the positives' summed names - 0.7
+    # with the negative's + near * the same of the nearest names)
+    task = stored_vectors(next(s for s in corpus if s.aspect == "task"), [*positives, negative, *candidates])
+    g = stored_vectors(generic, [*positives, negative, *candidates])
+
+    def unit(v):
+        return v / np.linalg.norm(v)
+
+    def nearest(pid):
+        s = E.astype(np.float64) @ g[pid]
+        v = np.zeros(len(names))
+        top = np.argsort(-s)[:50]
+        v[top] = np.maximum(s[top], 0)
+        return unit(v)
+
+    idf, found = concept_weights().idf, dict(Paper.objects.values_list("pk", "concepts"))
+
+    def named(pid):
+        return concepts.weighted(found[pid], idf, ("task",))
+
+    centre = unit(task[positives[0]] + task[positives[1]])
+    vector = np.array([centre @ task[c] - 0.7 * task[negative] @ task[c] for c in candidates])
+    both: dict[str, float] = {}
+    for p in positives:
+        for c, x in named(p).items():
+            both[c] = both.get(c, 0.0) + x
+    both = {c: x / (np.sqrt(sum(v * v for v in both.values())) or 1.0) for c, x in both.items()}
+    found_term = np.array([concepts.cosine(both, named(c)) - 0.7 * concepts.cosine(named(negative), named(c))
+                           for c in candidates])
+    near_centre = unit(nearest(positives[0]) + nearest(positives[1]))
+    near_term = np.array([nearest(c) @ near_centre - 0.7 * nearest(c) @ nearest(negative) for c in candidates])
+    assert near_term.std() > 0.02
+    fused = (vector - vector.mean()) / vector.std() + w * (found_term + near * near_term)
+    expected = [candidates[i] for i in np.lexsort((np.array(candidates), -fused))[:5]]
+    assert [r["id"] for r in body["results"]] == expected
+    without = (vector - vector.mean()) / vector.std() + w * found_term
+    assert expected != [candidates[i] for i in np.lexsort((np.array(candidates), -without))[:5]]

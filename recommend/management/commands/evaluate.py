@@ -1,12 +1,13 @@
 """Held-out evaluation of aspect similarity ("similar by task / dataset / method").
 
-    python manage.py evaluate aspects            # ~3 min on 2 cores; --quick: ~1.5 min
+    python manage.py evaluate aspects            # ~3.5 min on 2 cores; --quick: ~2.5 min
 
-Runs the canonical benchmark, bench/aspects_concepts.py (splits, baselines and the weights
-choice are documented there and in docs/benchmarks.md "Named concepts"), in its own process,
-and prints P@10, MAP@10 and nDCG@10 per evaluated aspect for the generic embedding, the outside
-peer (arxiv-sanity-lite's tf-idf + SVM) and what the app serves (settings.RERANK_WEIGHTS), with
-the ratio to the stronger baseline and its bootstrap 95% interval. Needs ../shared/data.
+Runs the canonical benchmark, bench/aspects_concepts.py (splits, baselines and the choice of
+weights are documented there and in docs/benchmarks.md, "Named concepts" and "Nearest names"),
+in its own process, and prints P@10, MAP@10 and nDCG@10 per evaluated aspect for the generic
+embedding, the outside peer (arxiv-sanity-lite's tf-idf + SVM) and what the app serves
+(settings.RERANK_WEIGHTS), with the ratio to the stronger baseline and its bootstrap 95%
+interval. Needs ../shared/data.
 """
 
 from __future__ import annotations
