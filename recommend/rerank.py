@@ -7,7 +7,7 @@ score; a z-score of such sparse values would let one shared name jump by 10). Th
 aspect come from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named
 concepts"). The words are recommend.lexical's; the concepts are the task and dataset names
 both papers mention (search.concepts), weighted by how rare they are in the corpus, plus, with
-the weight "nearest", the cosine of the names nearest both papers' generic embeddings
+the weight "nearest", the cosine of the task names nearest both papers' generic embeddings
 (recommend.nearest_names: the task a paper is about without naming it).
 """
 
@@ -33,21 +33,17 @@ def weights(aspect: str) -> dict:
             **table.get(aspect, table.get("generic", {}))}
 
 
-def nearest_kind(aspect: str) -> str:
-    """Which names an aspect's nearest-names term compares (as in the bench)."""
-    return "dataset" if aspect == "dataset" else "task"
-
-
-def nearest_weights(ids: Sequence[int], aspect: str) -> dict[int, np.ndarray]:
-    """{paper id: its nearest-names weights} (recommend.nearest_names) from the stored generic
-    vectors; papers without one (not embedded yet, or no generic space) are left out."""
+def nearest_weights(ids: Sequence[int]) -> dict[int, np.ndarray]:
+    """{paper id: the weights of its nearest task names} (recommend.nearest_names) from the
+    stored generic vectors; papers without one (not embedded yet, or no generic space) are
+    left out. Task names serve the dataset aspect too (papers on one dataset share its task):
+    nearest *dataset* names were measured and never chosen (short, opaque names embed badly)."""
     space = active_space("generic")
     vectors = stored_vectors(space, ids) if space is not None else {}
     if not vectors:
         return {}
     found = list(vectors)
-    rows = nearest_names.weights(np.vstack([vectors[pid] for pid in found]), nearest_kind(aspect),
-                                 space.model_name)
+    rows = nearest_names.weights(np.vstack([vectors[pid] for pid in found]), "task", space.model_name)
     return dict(zip(found, rows))
 
 
@@ -92,7 +88,7 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
                   for pid in ids]
         named = np.asarray([concepts.cosine(mine, t) for t in theirs], dtype=np.float64)
         if w["nearest"] > 0:
-            near = nearest_weights([anchor.pk, *ids], aspect)
+            near = nearest_weights([anchor.pk, *ids])
             if anchor.pk in near:
                 named += w["nearest"] * np.asarray([float(near[pid] @ near[anchor.pk]) if pid in near else 0.0
                                                     for pid in ids])

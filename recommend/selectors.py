@@ -183,15 +183,15 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
                 score -= NEGATIVE_WEIGHT * max(concepts.cosine(n, mine) for n in negatives)
             out[pid] += shares[aspect] * w["concepts"] * score
         if w["nearest"] > 0:
-            for pid, score in _nearest_scores(request, pool, aspect).items():
+            for pid, score in _nearest_scores(request, pool).items():
                 out[pid] += shares[aspect] * w["concepts"] * w["nearest"] * score
     return out
 
 
-def _nearest_scores(request: RecommendRequest, pool: Sequence[int], aspect: str) -> dict[int, float]:
+def _nearest_scores(request: RecommendRequest, pool: Sequence[int]) -> dict[int, float]:
     """Per candidate: cosine of its nearest names (recommend.nearest_names) with the positives'
     summed ones - NEGATIVE_WEIGHT * the largest with a negative's."""
-    rows = rerank.nearest_weights([*request.positive, *request.negative, *pool], aspect)
+    rows = rerank.nearest_weights([*request.positive, *request.negative, *pool])
     positives = [rows[i] for i in request.positive if i in rows]
     if not positives:
         return {}
