@@ -177,6 +177,21 @@ def test_the_paper_page_has_aspect_tabs_and_the_recommend_page_renders(client, c
     assert page.content.decode().count('class="result"') == 20
 
 
+def test_the_task_tab_says_which_task_names_both_papers_are_nearest_to(client, corpus, monkeypatch):
+    from recommend import nearest_names
+
+    monkeypatch.setattr(nearest_names, "NEAREST_FLOOR", 0.0)  # hash vectors sit far from any name
+    monkeypatch.setattr(nearest_names, "NEAREST_TOP", 50)
+    paper = Paper.objects.get(arxiv_id="2503.22880")
+
+    html = client.get(f"/papers/{paper.pk}/", {"aspect": "task"}, HTTP_HX_REQUEST="true").content.decode()
+    body = APIClient().get(f"/api/v1/papers/{paper.pk}/similar", {"aspect": "task"}).json()
+
+    about = [r["explanation"]["both_about"]["task"] for r in body["results"] if r["explanation"]["both_about"]]
+    assert about  # shown as an inferred chip, set apart from the names written in the text
+    assert html.count('class="chip about"') == len(about) and f"both about: {', '.join(about[0])}" in html
+
+
 def test_the_labels_page_lists_labels_with_counts(client, corpus):
     html = client.get("/labels/").content.decode()
 
