@@ -1,7 +1,7 @@
 """Do named concepts (PwC task / dataset names found in the text) lift aspect similarity?
 
     cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/aspects_concepts.py \
-        > var/bench/aspects-concepts.log 2>&1    # ~5 min; --quick: no SciREX adapters; --concept-z
+        > var/bench/aspects-concepts.log 2>&1    # ~3.5 min; --quick: no SciREX adapters; --concept-z
     (python manage.py evaluate aspects runs this and prints the summary)
 
 Everything is aspects_fusion_shortlist's (splits, pools, peer, adapters, z over the top-N
@@ -20,6 +20,12 @@ The dictionary shares its vocabulary with the evaluation labels (PwC names); it 
 task names of which the pwc evaluation uses 258, and no paper-label pairs, so nothing in it
 was fitted to a split (nor are the nearest names: the names' and papers' MiniLM embeddings).
 The task-held-out rows are the test of "works on tasks nothing was trained on".
+
+The nearest names' alternatives, chosen between on validation (docs/benchmarks.md "Nearest
+names"), are set from the environment: NEAREST_TOP=n and NEAREST_FLOOR=c (their shape),
+NEAREST_PROFILE=desc|data|desc+data (embed a task's description / common datasets with its
+name), NEAREST_KIND=dataset (dataset names for the dataset aspect), NEAREST_GATE=g (count them
+g x for a query paper that names a task itself), NEAREST_IDF=1 (weigh them by rarity).
 """
 
 from __future__ import annotations
@@ -48,10 +54,10 @@ from search import concepts  # noqa: E402
 
 N = 100
 CONCEPT_Z = "--concept-z" in sys.argv
-# Nearest names: a kind choice "nearλ" adds λ x the cosine of the two papers' nearest names
-# (recommend.nearest_names: the names of the aspect's kind whose MiniLM embedding is nearest a
-# paper's) to the found names' cosine, so validation weighs them from 0 (no "near" in the kinds)
-# up. (An earlier trial that merged them into the found names' set sank pwc.)
+# Nearest names: a kind choice "nearλ" adds λ x the cosine of the two papers' nearest task
+# names (recommend.nearest_names: the task names whose MiniLM embedding is nearest a paper's)
+# to the found names' cosine, so validation weighs them from 0 (no "near" in the kinds) up.
+# (An earlier trial that merged them into the found names' set sank pwc.)
 NEAR_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 GENERIC = None  # the generic encoder, set in main (nearest names need the papers' embeddings)
 GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), repeat=2)]
@@ -75,19 +81,20 @@ def task_profiles(mode):
     import csv
     import re as _re
 
-    folder = ROOT.parent / "shared" / "data" / "pwc-taxonomy"
+    rows = []
+    for path in sorted((ROOT.parent / "shared" / "data" / "pwc-taxonomy").glob("*/*_tasks_detailed.csv")):
+        with open(path, newline="", encoding="utf-8") as f:
+            rows += list(csv.DictReader(f))
     out = {}
-    for path in sorted(folder.glob("*/*_tasks_detailed.csv")):
-        for row in csv.DictReader(open(path, newline="", encoding="utf-8")):
-            name = row["Task Name"].strip()
-            parts = [name]
-            desc = row.get("Description (First 200 chars)", "")
-            if "desc" in mode and desc and desc != "N/A":
-                parts.append(_re.sub(r"[*]+", "", desc))
-            data = [d.strip() for d in row.get("Common Datasets (Top 10)", "").split(";") if d.strip()][:5]
-            if "data" in mode and data:
-                parts.append("Datasets: " + ", ".join(data))
-            out[name] = ". ".join(parts)
+    for row in rows:
+        name, desc = row["Task Name"].strip(), row.get("Description (First 200 chars)", "")
+        data = [d.strip() for d in row.get("Common Datasets (Top 10)", "").split(";") if d.strip()][:5]
+        parts = [name]
+        if "desc" in mode and desc and desc != "N/A":
+            parts.append(_re.sub(r"[*]+", "", desc))
+        if "data" in mode and data:
+            parts.append("Datasets: " + ", ".join(data))
+        out[name] = ". ".join(parts)
     return out
 
 
@@ -325,8 +332,7 @@ def SL_w(w):  # "[w_tfidf, w_concept, kinds]", or per fold for SciREX
 def main():
     t0, quick = time.time(), QUICK
     global GENERIC
-    # the nearest names' shape, explored with the environment (validation decides; the runs
-    # are in docs/benchmarks.md): NEAREST_TOP=5 NEAREST_FLOOR=0.35 ... bench/aspects_concepts.py
+    # the nearest names' alternatives from the environment (module docstring)
     nearest_names.NEAREST_TOP = int(os.environ.get("NEAREST_TOP", nearest_names.NEAREST_TOP))
     nearest_names.NEAREST_FLOOR = float(os.environ.get("NEAREST_FLOOR", nearest_names.NEAREST_FLOOR))
     if os.environ.get("NEAREST_PROFILE"):

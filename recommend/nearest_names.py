@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+
 import numpy as np
 
 from search import concepts
