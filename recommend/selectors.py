@@ -113,12 +113,12 @@ def explain(
 
 def _both_about(centre: np.ndarray, vectors: dict[int, np.ndarray], result_ids: Sequence[int],
                 model_name: str) -> dict[int, list[str]]:
-    """Per result: the task names nearest both it and the anchors' generic centre, the
-    anchors' nearest first."""
+    """Per result: the (up to 3) task names nearest both it and the anchors' generic centre,
+    the anchors' nearest first."""
     present = [pid for pid in result_ids if pid in vectors]
     mine, *theirs = nearest_names.nearest(np.vstack([centre, *[vectors[pid] for pid in present]]),
                                           "task", model_name)
-    return {pid: [concepts.name_of(c) for c in mine if c in set(found)] for pid, found in zip(present, theirs)}
+    return {pid: [concepts.name_of(c) for c in mine if c in set(found)][:3] for pid, found in zip(present, theirs)}
 
 
 # --- similar by aspect ----------------------------------------------------------------------------
