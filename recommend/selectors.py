@@ -165,6 +165,7 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
     found = dict(Paper.objects.filter(pk__in=[*request.positive, *request.negative, *pool])
                  .values_list("pk", "concepts"))
     out = {pid: 0.0 for pid in pool}
+    near: dict[int, float] | None = None
     for aspect, w in signals.items():
         def vector(pid, kinds=tuple(w["kinds"])):
             return concepts.weighted(found.get(pid, ()), idf, kinds)
@@ -183,7 +184,9 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
                 score -= NEGATIVE_WEIGHT * max(concepts.cosine(n, mine) for n in negatives)
             out[pid] += shares[aspect] * w["concepts"] * score
         if w["nearest"] > 0:
-            for pid, score in _nearest_scores(request, pool).items():
+            if near is None:  # the same task names for every aspect: computed once
+                near = _nearest_scores(request, pool)
+            for pid, score in near.items():
                 out[pid] += shares[aspect] * w["concepts"] * w["nearest"] * score
     return out
 
