@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from search import concepts
-from search.embedders import get_encoder, model_key
+from search.embedders import get_encoder
 
 NEAREST_TOP = 10  # on validation (worst-dataset ratio, --quick): 3 / 5 names 1.24, 10 1.26-1.27, 20 1.26
 NEAREST_FLOOR = 0.2  # with 10 names: floor 0.1 1.26, 0.2 1.27, 0.3 1.26
@@ -42,7 +42,8 @@ def _name_vectors(kind: str, model_name: str, dictionary_version: str) -> tuple[
     names = sorted({c for table in (dictionary.exact, dictionary.folded) for found in table.values()
                     for c in found if concepts.kind_of(c) == kind})
     encoder = get_encoder(model_name)
-    key = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model_key(encoder)}-{kind}-{dictionary_version}")
+    # the encoder's own name and version (an int8 export is not its torch source here)
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{encoder.name}@{encoder.version}-{kind}-{dictionary_version}")
     path = CACHE_DIR / f"{key}.npy"
     try:
         vectors = np.load(path)
