@@ -61,7 +61,7 @@ CONCEPT_Z = "--concept-z" in sys.argv
 # (An earlier trial that merged them into the found names' set sank pwc.)
 NEAR_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 GENERIC = None  # the generic encoder, set in main (nearest names need the papers' embeddings)
-GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0), repeat=2)]
+GRID2 = [(a, b) for a, b in itertools.product((0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0), repeat=2)]
 # Which concept names an aspect compares, picked on validation with the weights: its own kind,
 # or tasks and datasets together (a shared dataset usually means a shared task as well).
 KIND_CHOICES = {"task": [("task",), ("task", "dataset")], "area": [("task",), ("task", "dataset")],
@@ -283,7 +283,9 @@ def task_heldout(artifact, G, peer, papers):
         idx, A = ix[s], artifact.apply("task", G[ix[s]])
         m[s] = {**SL.lex(peer, G, idx), "adapter-mix": A @ A.T, **{k: S[np.ix_(idx, idx)] for k, S in CS.items()}}
         rx[s] = relevance_from_labels(*[[{papers[i]["task"]} for i in idx]] * 2, True)
-    ws = tune(m["val"], *rx["val"], ("generic",))
+    # its validation pool is one of the task aspect's pools for the app's choice (since the
+    # fifth session: the app must serve tasks outside pwc's list)
+    ws = tune(m["val"], *rx["val"], ("generic",), ("task", "pwc-unseen", "generic"))
     key = "pwc-taskheldout/task"
     return {key: {"pq": test(m["test"], *rx["test"], ws, ("generic",), ("generic", "task"), key), "w": ws}}
 

@@ -152,15 +152,16 @@ ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # z(vector) + w_words * z(tf-idf cosine) + w_concepts * (concept cosine + w_nearest * cosine of
 # the nearest names) (recommend.rerank); 0 turns it off. Task and dataset weights and kinds:
 # one choice per aspect on every validation pool at once (bench/aspects_concepts.py,
-# docs/benchmarks.md "Named concepts", "Nearest names"): the names carry it, the words add
-# little (task) or nothing (dataset), the nearest task names add the tasks papers do not
-# write down (a little of them for dataset: papers on one dataset share its task).
+# docs/benchmarks.md "Named concepts", "Nearest names"): the names carry it (task: the vector
+# mostly breaks ties among the shortlist), the words add a little (task) or nothing (dataset),
+# the nearest task names add the tasks papers do not write down (a little of them for
+# dataset: papers on one dataset share its task).
 # Generic and method have no labelled measurement (method: 9 papers share a label; no method
 # names in the dictionary).
 RERANK_SHORTLIST = env.int("RERANK_SHORTLIST", default=100)
 RERANK_WEIGHTS = {
     "generic": {"words": 1.0, "concepts": 1.0, "kinds": ("task", "dataset")},
-    "task": {"words": 0.25, "concepts": 4.0, "kinds": ("task",), "nearest": 1.0},
+    "task": {"words": 1.0, "concepts": 32.0, "kinds": ("task", "dataset"), "nearest": 0.5},
     "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
     "dataset": {"words": 0.0, "concepts": 2.0, "kinds": ("dataset",), "nearest": 0.25},
 }
