@@ -5,7 +5,7 @@ shortlist (the top RERANK_SHORTLIST papers by the vector); the concept cosine is
 (in [0, 1]: sharing every named concept adds w_concepts standard deviations of the vector's
 score; a z-score of such sparse values would let one shared name jump by 10). The weights per
 aspect come from validation splits (settings.RERANK_WEIGHTS; docs/benchmarks.md "Named
-concepts"). The words are recommend.lexical's; the concepts are the task and dataset names
+concepts" and "Nearest names"). The words are recommend.lexical's; the concepts are the task and dataset names
 both papers mention (search.concepts), weighted by how rare they are in the corpus, plus, with
 the weight "nearest", the cosine of the task names nearest both papers' generic embeddings
 (recommend.nearest_names: the task a paper is about without naming it).
@@ -47,7 +47,8 @@ def nearest_weights(ids: Sequence[int]) -> dict[int, np.ndarray]:
     return dict(zip(found, rows))
 
 
-def _z(values: np.ndarray) -> np.ndarray:
+def zscore(values: np.ndarray) -> np.ndarray:
+    """(values - mean) / standard deviation; zeros when all values are equal."""
     spread = float(values.std())
     return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
@@ -71,7 +72,7 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     # the abstracts only when the words are weighed: they are most of what is read
     fields = ("title", "abstract", "concepts") if fitted is not None else ("concepts",)
     rows = {row["pk"]: row for row in Paper.objects.filter(pk__in=ids).values("pk", *fields)}
-    fused = _z(np.asarray([cos for _, cos in shortlist], dtype=np.float64))
+    fused = zscore(np.asarray([cos for _, cos in shortlist], dtype=np.float64))
     out = Reranked([], debug={"shortlist": len(ids), "weights": w})
     shared_terms: list[list[str]] = []
     if fitted is not None:
@@ -79,7 +80,7 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
             fitted, lexical.paper_text(anchor.title, anchor.abstract),
             [lexical.paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
              for pid in ids])
-        fused += w["words"] * _z(lex)
+        fused += w["words"] * zscore(lex)
         out.debug["lexical"] = fitted.version
     if use_concepts:
         idf, kinds = concept_weights().idf, tuple(w["kinds"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -178,11 +179,8 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
         centre = {c: v / norm for c, v in centre.items()}
         negatives = [vector(pid) for pid in request.negative]
         for pid in pool:
-            mine = vector(pid)
-            score = concepts.cosine(centre, mine)
-            if negatives:
-                score -= NEGATIVE_WEIGHT * max(concepts.cosine(n, mine) for n in negatives)
-            out[pid] += shares[aspect] * w["concepts"] * score
+            out[pid] += shares[aspect] * w["concepts"] * _against_examples(
+                vector(pid), centre, negatives, concepts.cosine)
         if w["nearest"] > 0:
             if near is None:  # the same task names for every aspect: computed once
                 near = _nearest_scores(request, pool)
@@ -200,13 +198,20 @@ def _nearest_scores(request: RecommendRequest, pool: Sequence[int]) -> dict[int,
         return {}
     centre = _normalise(np.sum(positives, axis=0))
     negatives = [rows[i] for i in request.negative if i in rows]
-    out = {}
-    for pid in pool:
-        if pid in rows:
-            out[pid] = float(rows[pid] @ centre)
-            if negatives:
-                out[pid] -= NEGATIVE_WEIGHT * max(float(rows[pid] @ n) for n in negatives)
-    return out
+    return {pid: _against_examples(rows[pid], centre, negatives, _dot) for pid in pool if pid in rows}
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
+def _against_examples(candidate, centre, negatives, similarity: Callable[[Any, Any], float]) -> float:
+    """The Rocchio-style score every signal of recommend() gives a candidate: its similarity
+    to the positives' centre - NEGATIVE_WEIGHT * its largest similarity to a negative."""
+    score = similarity(centre, candidate)
+    if negatives:
+        score -= NEGATIVE_WEIGHT * max(similarity(n, candidate) for n in negatives)
+    return score
 
 
 @dataclass
@@ -285,19 +290,15 @@ def recommend(request: RecommendRequest) -> SearchResult:
             vec = vectors.get(pid)
             if vec is None:
                 continue
-            score = float(np.dot(centre, vec))
-            if negatives:
-                score -= NEGATIVE_WEIGHT * max(float(np.dot(n, vec)) for n in negatives)
-            scores[pid] += weights[aspect] * score / total_weight
+            scores[pid] += weights[aspect] * _against_examples(vec, centre, negatives, _dot) / total_weight
     names = _concept_scores(request, {a: w / total_weight for a, w in weights.items()}, pool)
     if names:
         # As "similar" does: the vector score z-scored over the pool plus the names the
-        # candidate shares with the examples (bench/aspects_recommend.py: pwc "same task" from
-        # two examples 0.405 -> 0.597 MAP@10, SciREX task 0.553 -> 0.623).
-        vector = np.asarray([scores[pid] for pid in pool])
-        spread = float(vector.std()) or 1.0
-        order = {pid: (v - float(vector.mean())) / spread + names.get(pid, 0.0)
-                 for pid, v in zip(pool, vector)}
+        # candidate shares with the examples (bench/aspects_recommend.py, docs/benchmarks.md
+        # "Nearest names": pwc "same task" from two examples 0.405 -> 0.651 MAP@10, SciREX
+        # task 0.553 -> 0.638).
+        vector = rerank.zscore(np.asarray([scores[pid] for pid in pool]))
+        order = {pid: v + names.get(pid, 0.0) for pid, v in zip(pool, vector)}
     else:
         order = scores
     best = sorted(pool, key=lambda pid: (-order[pid], pid))[:request.k]

@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 ROOT = Path(settings.BASE_DIR)
 BENCH = ROOT / "bench" / "aspects_concepts.py"
-RESULTS = ROOT / "var" / "bench" / "aspects-concepts{}.json"  # the bench's output ("-quick")
+OUT = ROOT / "var" / "bench"  # the bench writes aspects-concepts[-quick].json there
 TARGET = 1.3  # the bar: x max(generic, peer) on MAP@10
 ROWS = (("generic", "generic embedding"), ("peer", "peer (tf-idf + SVM)"), ("settings", "app"))
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         data = ROOT.parent / "shared" / "data"
         if not (data / "pwc-tasks").is_dir() or not (data / "scirex-aspects").is_dir():
             raise CommandError(f"evaluation data not found under {data} (pwc-tasks, scirex-aspects)")
-        results = Path(str(RESULTS).format("-quick" if quick else ""))
+        results = OUT / f"aspects-concepts{'-quick' if quick else ''}.json"
         log = results.with_suffix(".log")
         log.parent.mkdir(parents=True, exist_ok=True)
         self.stderr.write(f"running {BENCH.relative_to(ROOT)} (log: {log.relative_to(ROOT)}) ...")
