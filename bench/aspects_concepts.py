@@ -135,14 +135,16 @@ def concept_scores(papers, aspect):
     ending in "nearλ" adds λ x the nearest task names' cosine (NEAREST_KIND=dataset: dataset
     names for the dataset aspect, the alternative measured and not chosen)."""
     idx = concept_index(papers)
-    out = {}
+    out, near_by_kind = {}, {}  # the nearest names' cosine once per kind, not per λ
     for kinds in KIND_CHOICES[aspect]:
         near = kinds[-1].startswith("near")
         M = idx.matrix(kinds[:-1] if near else kinds)
         out[kinds] = (M @ M.T).toarray()
         if near:
             kind = "dataset" if aspect == "dataset" and os.environ.get("NEAREST_KIND") == "dataset" else "task"
-            near_cos = near_cosine(papers, kind)
+            if kind not in near_by_kind:
+                near_by_kind[kind] = near_cosine(papers, kind)
+            near_cos = near_by_kind[kind]
             if os.environ.get("NEAREST_GATE"):
                 # exploration: the nearest names count fully only for a query paper that names
                 # none of the compared kinds itself, NEAREST_GATE x for one that does
