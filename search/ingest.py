@@ -23,6 +23,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Iterator
 
+from search.links import safe_link
+
 _WS = re.compile(r"\s+")
 _ARXIV_ID = re.compile(r"^(?:arxiv:)?([a-z\-]+(?:\.[A-Z]{2})?/\d{7}|\d{4}\.\d{4,5})(?:v\d+)?$", re.I)
 _DATE_IN_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})")
@@ -131,7 +133,8 @@ def _from_arxiv_daily(row: dict, file_date: date | None) -> PaperRecord:
         title=_text(row, "title", MAX_TITLE),
         abstract=_text(row, "summary", MAX_ABSTRACT),
         arxiv_id=arxiv_id,
-        source_url=str(row.get("abs") or f"https://arxiv.org/abs/{arxiv_id}"),
+        # the listing's own link when it is a web link, else the canonical one from the id
+        source_url=safe_link(row.get("abs"))[:500] or f"https://arxiv.org/abs/{arxiv_id}",
         authors=_str_list(row.get("authors"), "authors"),
         categories=_str_list(row.get("categories"), "categories"),
         # the listing date is the publication date unless an earlier listing is known
@@ -182,8 +185,8 @@ def _from_own_schema(row: dict) -> PaperRecord:
     arxiv_id = normalize_arxiv_id(row["arxiv_id"]) if row.get("arxiv_id") else None
     doi = normalize_doi(row.get("doi"))
     url = str(row.get("url") or "").strip()
-    if url and not url.startswith(("http://", "https://")):
-        raise RowError("url must start with http:// or https://")
+    if url and not safe_link(url):
+        raise RowError("url must be an absolute http:// or https:// link without spaces")
     if not (arxiv_id or doi or url):
         raise RowError("needs at least one of arxiv_id, doi, url (to recognise it on re-import)")
     authors = row.get("authors") or []

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import BitField, HalfVectorField, VectorField
 
+from search.links import safe_link
+
 ASPECTS = ("generic", "task", "method", "dataset")
 
 
@@ -85,7 +87,8 @@ class Paper(models.Model):
 
     @property
     def external_url(self) -> str:
-        if self.source_url:
+        # checked again here: rows stored before ingestion checked links are shown too
+        if safe_link(self.source_url):
             return self.source_url
         if self.arxiv_id:
             return f"https://arxiv.org/abs/{self.arxiv_id}"

@@ -82,3 +82,39 @@ def test_the_paper_page_switches_aspect_in_place_and_explains_with_shared_words_
     # same task: reranked by the task names both mention (the sonar paper names three)
     assert first.locator(".chip.concept").inner_text().startswith("both mention: ")
     assert first.locator(".chip", has_text="task").count() >= 1
+
+
+def test_markup_in_paper_fields_stays_inert_and_pages_run_under_the_policy(
+        live_server, browser_page, tmp_path, transactional_db):
+    import json
+
+    payload = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    rows = [{"id": f"2504.0000{i}", "title": f"Sonar {payload} {i}",
+             "summary": f"Marine debris {payload} detection {i}.", "authors": [payload],
+             "categories": ["cs.CV"], "abs": "javascript:alert(document.domain)"}
+            for i in range(1, 4)]
+    path = tmp_path / "arxiv-daily-2025-04-01.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    services.papers_ingest_file(path=path)
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)))
+    page = browser_page
+    dialogs: list[str] = []
+    blocked: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("console", lambda msg: blocked.append(msg.text)
+            if "Content Security Policy" in msg.text else None)
+    paper = Paper.objects.order_by("pk").first()
+
+    page.goto(live_server.url + "/?q=sonar")
+    page.wait_for_selector("#results .result")
+    page.locator("#q").press_sequentially(" debris", delay=10)  # htmx under the policy
+    page.wait_for_load_state("networkidle")
+    page.goto(f"{live_server.url}/papers/{paper.pk}/")
+    source = page.locator("a", has_text="source").get_attribute("href")
+
+    assert dialogs == []
+    assert source == f"https://arxiv.org/abs/{paper.arxiv_id}"
+    assert page.locator("img[src='x']").count() == 0  # shown as text, not as an element
+    page.goto(live_server.url + "/api/docs/")  # Swagger UI runs from files, no inline script
+    page.wait_for_selector(".opblock", timeout=15000)
+    assert blocked == []
