@@ -47,7 +47,7 @@ from django.conf import settings  # noqa: E402
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split  # noqa: E402
 from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, adapter_mix, docs_of, train_mix, z  # noqa: E402
-from recommend import adapters, nearest_names, rerank  # noqa: E402
+from search import adapters, nearest_names, rerank  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize  # noqa: E402

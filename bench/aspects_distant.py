@@ -33,7 +33,7 @@ from bench.aspects_eval import DATA, PWC, SCX, TfidfSvmPeer, load, log, pwc_spli
 from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, docs_of  # noqa: E402
 from django.conf import settings  # noqa: E402
-from recommend import adapters  # noqa: E402
+from search import adapters  # noqa: E402
 from recommend.aspects.adapter import apply_adapter, train_adapter  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n  # noqa: E402
 from recommend.aspects.methods import GenericMethod, self_retrieval_map  # noqa: E402

@@ -41,7 +41,7 @@ from django.conf import settings
 
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pwc_split
 from bench.aspects_fusion import GRID, ROOT, SEED, adapter_mix, docs_of, scores
-from recommend import adapters
+from search import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n
 from recommend.aspects.methods import GenericMethod
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize

@@ -36,7 +36,7 @@ from django.conf import settings  # noqa: E402
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title  # noqa: E402
 from bench.aspects_finetune import bootstrap_ratio, encode, finetune, self_map  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, docs_of  # noqa: E402
-from recommend import adapters  # noqa: E402
+from search import adapters  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import per_query_metrics, relevance_from_labels, summarize  # noqa: E402

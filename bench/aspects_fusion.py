@@ -41,7 +41,7 @@ django.setup()
 from django.conf import settings
 
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, method_base, norm_title, pwc_split
-from recommend import adapters
+from search import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
 from recommend.aspects.methods import AdapterMethod, GenericMethod, MixtureMethod
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize

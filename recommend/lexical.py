@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from recommend.models import LexicalModel
+from search.embedders import paper_text
 from search.models import Paper
 from search.newest import built_from_newest
 
@@ -44,11 +45,6 @@ def _vectorizer(n_papers: int | None = None, vocabulary=None):
         smooth_idf=True, sublinear_tf=True, vocabulary=vocabulary,
         min_df=1 if small else 5, max_df=1.0 if small else 0.1,
     )
-
-
-def paper_text(title: str, abstract: str) -> str:
-    """The peer's text: title | abstract, whitespace-normalised."""
-    return " ".join(title.split()) + " | " + " ".join(abstract.split())
 
 
 def fit_model() -> LexicalModel | None:

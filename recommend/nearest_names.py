@@ -23,6 +23,7 @@ import numpy as np
 
 from search import concepts
 from search.embedders import get_encoder
+from search.vectors import l2_normalise
 
 NEAREST_TOP = 10  # on validation (worst-dataset ratio, --quick): 3 / 5 names 1.24, 10 1.26-1.27, 20 1.26
 NEAREST_FLOOR = 0.2  # with 10 names: floor 0.1 1.26, 0.2 1.27, 0.3 1.26
@@ -52,7 +53,7 @@ def _name_vectors(kind: str, model_name: str, dictionary_version: str) -> tuple[
     except (OSError, ValueError):
         pass  # not cached yet (or unreadable): encode
     vectors = np.asarray(encoder.encode([concepts.name_of(c) for c in names]), dtype=np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = l2_normalise(vectors)
     try:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial.npy")
@@ -77,7 +78,7 @@ def weights(paper_vectors: np.ndarray, kind: str, model_name: str) -> np.ndarray
     rows = np.arange(len(scores))[:, None]
     out = np.zeros_like(scores)
     out[rows, top] = np.maximum(scores[rows, top] - NEAREST_FLOOR, 0.0)
-    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(out)
 
 
 def nearest(paper_vectors: np.ndarray, kind: str, model_name: str) -> list[list[str]]:

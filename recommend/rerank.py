@@ -21,6 +21,7 @@ from django.conf import settings
 
 from recommend import lexical, nearest_names
 from search import concepts
+from search.embedders import paper_text
 from search.models import Paper
 from search.selectors import active_space, concept_weights, stored_vectors
 
@@ -77,8 +78,8 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     shared_terms: list[list[str]] = []
     if fitted is not None:
         lex, shared_terms = lexical.similarities(
-            fitted, lexical.paper_text(anchor.title, anchor.abstract),
-            [lexical.paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
+            fitted, paper_text(anchor.title, anchor.abstract),
+            [paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
              for pid in ids])
         fused += w["words"] * zscore(lex)
         out.debug["lexical"] = fitted.version

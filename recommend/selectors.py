@@ -20,6 +20,7 @@ from recommend import nearest_names, rerank
 from search import concepts
 from search.models import EmbeddingSpace, Paper
 from search.params import SearchFilters
+from search.vectors import l2_normalise
 from search.planner import filter_sql, vector_ranking
 from search.selectors import (
     NotReady, ScoredPaper, SearchResult, active_space, concept_weights, hydrate, stored_vectors,
@@ -50,11 +51,6 @@ def space_evidence(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int,
                 for pid, ev in cursor.fetchall()}
 
 
-def _normalise(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector
-
-
 # --- explanations -------------------------------------------------------------------------------
 
 def explain(
@@ -74,7 +70,7 @@ def explain(
         anchor_vecs = [vectors[i] for i in anchor_ids if i in vectors]
         if not anchor_vecs:
             continue
-        centre = _normalise(np.mean(anchor_vecs, axis=0))
+        centre = l2_normalise(np.mean(anchor_vecs, axis=0))
         if aspect == "generic":
             about = _both_about(centre, vectors, result_ids, space.model_name)
         per_aspect[aspect] = {pid: round(float(np.dot(centre, vectors[pid])), 4)
@@ -196,7 +192,7 @@ def _nearest_scores(request: RecommendRequest, pool: Sequence[int]) -> dict[int,
     positives = [rows[i] for i in request.positive if i in rows]
     if not positives:
         return {}
-    centre = _normalise(np.sum(positives, axis=0))
+    centre = l2_normalise(np.sum(positives, axis=0))
     negatives = [rows[i] for i in request.negative if i in rows]
     return {pid: _against_examples(rows[pid], centre, negatives, _dot) for pid in pool if pid in rows}
 
@@ -259,7 +255,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
             raise NotReady(f"the positive examples have no {aspect} vectors yet; try again "
                            "shortly")
         negatives = [vectors[i] for i in request.negative if i in vectors]
-        queries[aspect] = (_normalise(np.mean(positives, axis=0)), negatives)
+        queries[aspect] = (l2_normalise(np.mean(positives, axis=0)), negatives)
 
     exclude = list(set(example_ids))
     plans: dict[str, Any] = {}
@@ -277,7 +273,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
             # the only candidates left after demotion.
             probe = centre - NEGATIVE_WEIGHT * np.mean(negatives, axis=0) if negatives else centre
             ranked, plans[aspect] = vector_ranking(
-                space=spaces[aspect], vector=_normalise(probe), k=depth,
+                space=spaces[aspect], vector=l2_normalise(probe), k=depth,
                 filters=request.filters, exclude_ids=exclude)
             pool_set.update(pid for pid, _ in ranked)
         pool = sorted(pool_set)

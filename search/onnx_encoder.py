@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from search.vectors import l2_normalise
+
 # Bump when the export graph or the encode-side contract changes: it invalidates old exports.
 EXPORT_FORMAT = 1
 INT8_FILE = "model-int8.onnx"
@@ -456,8 +458,7 @@ class OnnxEncoder:
         weights = mask.astype(np.float32)
         summed = np.einsum("bld,bl->bd", hidden, weights)
         pooled = summed / np.clip(weights.sum(axis=1, keepdims=True), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return l2_normalise(pooled)
 
     def close(self) -> None:
         """Stop the worker threads (they are also stopped at interpreter exit)."""

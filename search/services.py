@@ -340,7 +340,7 @@ def space_for_model(*, model_name: str | None = None, aspect: str = "generic") -
     encoder = get_encoder(model_name)
     version = encoder.version
     if aspect != "generic":
-        from recommend.aspect_vectors import method_version
+        from search.aspect_vectors import method_version
 
         version = f"{encoder.version}+{method_version(encoder)}"
     space = EmbeddingSpace.objects.filter(
@@ -760,7 +760,7 @@ def papers_embed(
         aspect_spaces = [t for t in group if t.aspect != "generic"]
         per_aspect = {}
         if aspect_spaces:
-            from recommend.aspect_vectors import aspect_vectors
+            from search.aspect_vectors import aspect_vectors
 
             per_aspect = aspect_vectors(encoder=encoder, papers=[(t, a) for _, t, a, _ in papers],
                                         generic=generic, aspects=[t.aspect for t in aspect_spaces])

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from search.vectors import l2_normalise
+
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "cache" / "aspects"
 
 
-def l2n(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(n, 1e-12)
+l2n = l2_normalise
 
 
 class MiniLMEncoder:

@@ -12,7 +12,7 @@ from recommend.aspects.methods import (
     GenericMethod, MaxSimMethod, MixtureMethod, SentenceSelectMethod, self_retrieval_map,
 )
 from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels
-from recommend.aspects.text import split_sentences
+from search.sentences import split_sentences
 
 
 class FakeEncoder:

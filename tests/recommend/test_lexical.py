@@ -9,7 +9,7 @@ from recommend import lexical, nearest_names, tasks
 from recommend.models import LexicalModel
 from search import concepts, services
 from search.models import Paper
-from search.embedders import get_encoder
+from search.embedders import get_encoder, paper_text
 from search.selectors import concept_weights, stored_vectors
 
 pytestmark = pytest.mark.django_db
@@ -62,8 +62,8 @@ def test_similar_reranks_the_vector_shortlist_by_shared_words(corpus, settings):
     cos = np.array([float(vectors[paper.pk] @ vectors[pid]) for pid, _, _ in others])
     fitted = lexical.current()
     matrix = fitted.vectorizer.transform(
-        [lexical.paper_text(paper.title, paper.abstract)]
-        + [lexical.paper_text(t, a) for _, t, a in others])
+        [paper_text(paper.title, paper.abstract)]
+        + [paper_text(t, a) for _, t, a in others])
     words = (matrix[1:] @ matrix[0].T).toarray().ravel()
     fused = z(cos) + 1.0 * z(words)
     expected = [others[i][0] for i in np.argsort(-fused, kind="stable")[:5]]

@@ -21,7 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from recommend import adapters
+from search import adapters
 from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
 from recommend.aspects.methods import AdapterMethod, GenericMethod, MixtureMethod
 from search.embedders import get_encoder, model_key

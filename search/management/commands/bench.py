@@ -260,7 +260,7 @@ class Command(BaseCommand):
         hit@10 per mode; hybrid at several semantic weights.
         """
         from search.ingest import _WS
-        from recommend.aspects.text import split_sentences
+        from search.sentences import split_sentences
 
         if active_space() is None:
             raise CommandError("no active embedding space yet: wait for the worker")

@@ -2,7 +2,7 @@
 without labels. Called by the embedding workers (search.services.papers_embed).
 
 Chosen by measurement (bench/aspects_eval.py, docs/benchmarks.md "Aspect vectors"): a learned
-linear adapter applied to the generic vector, mixed back with it (recommend.adapters). Of the
+linear adapter applied to the generic vector, mixed back with it (search.adapters). Of the
 candidates, only the adapter beat the generic embedding; sentence selection, prompts and
 MaxSim did not. For aspects without a measured gain (method) the vector is the generic one.
 Because the adapter works on the generic vector, aspect vectors cost a matrix product, not
@@ -18,9 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from recommend import adapters
-from recommend.aspects.text import CUES, cue_score, position_prior, split_sentences
+from search import adapters
 from search.embedders import Encoder
+from search.sentences import CUES, cue_score, position_prior, split_sentences
 
 # The sentence evidence and the vector recipe; part of the aspect spaces' version together
 # with the adapter artifact's version.

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from recommend.aspects.encoders import l2n
+from search.vectors import l2_normalise as l2n
 
 
 @dataclass(frozen=True)
