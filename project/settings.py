@@ -29,11 +29,29 @@ def env_secret(name: str, default: str) -> str:
 
 
 DEV_SECRET = "dev-only-insecure-secret-key-change-me"
+# Values that appear in examples and tutorials (docker/.env.example among them).
+KNOWN_WEAK_SECRETS = {DEV_SECRET, "change-me", "changeme", "secret", "django-insecure",
+                      "your-secret-key", "replace-me", "please-change-me"}
+
+
+def weak_secret_reason(secret: str) -> str | None:
+    """Why a production SECRET_KEY is unacceptable, or None. Signing keys need length and
+    variety: 50 characters of at least 5 distinct kinds is what Django's own generator gives."""
+    if secret.strip().lower() in KNOWN_WEAK_SECRETS or secret.lower().startswith("django-insecure"):
+        return "it is a published example value"
+    if len(secret) < 40:
+        return f"it has {len(secret)} characters; use at least 40"
+    if len(set(secret)) < 16:
+        return "it repeats too few characters"
+    return None
+
+
 DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = env_secret("SECRET_KEY", DEV_SECRET)
-if not DEBUG and SECRET_KEY == DEV_SECRET:
+if not DEBUG and (_weak := weak_secret_reason(SECRET_KEY)):
     raise ImproperlyConfigured(
-        "DEBUG is off but SECRET_KEY is the development default: set SECRET_KEY or SECRET_KEY_FILE"
+        f"DEBUG is off and SECRET_KEY is weak ({_weak}): set SECRET_KEY or SECRET_KEY_FILE, e.g. "
+        "to the output of: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
     )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -52,6 +70,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "csp",
+    "axes",
     "template_partials",
     "search",
     "recommend",
@@ -60,6 +79,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "project.middleware.RejectNulBytesMiddleware",
+    "project.middleware.ServiceUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -68,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -105,13 +127,25 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{_REDIS_PORT}/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # fails open: with Redis down, search answers (uncached) instead of erroring
+        "BACKEND": "project.cache.FailOpenRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_PREFIX", default="paperscope"),
+        "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.5},
     }
 }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Wrong passwords are counted per user name and address (django-axes): after
+# LOGIN_FAILURE_LIMIT failures that pair is locked out for LOGIN_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -204,6 +238,15 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 900)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = False
+# Three queues, so an upload never waits behind an embedding backlog: a worker consuming several
+# queues takes from them in turn (kombu's Redis transport rotates them), and docker/compose.yml
+# can scale each with `celery worker -Q <queue>`. `make run`'s one worker consumes all three.
+CELERY_TASK_QUEUES = {name: {} for name in ("ingest", "embed", "maintenance")}
+CELERY_TASK_DEFAULT_QUEUE = "maintenance"  # fits, sweeps, code / index builds, new tasks
+CELERY_TASK_ROUTES = {
+    "search.tasks.ingest_job_run": {"queue": "ingest"},
+    "search.tasks.embed_papers": {"queue": "embed"},
+}
 CELERY_BEAT_SCHEDULE = {
     # The safety net: anything without a current embedding (a killed worker, a lost message,
     # a restarted database) is queued again.
@@ -237,10 +280,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
+    # one atomic Redis call per request (project/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["project.throttling.RedisWindowThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="120/min"),
         "user": env.str("API_THROTTLE_USER", default="600/min"),
@@ -285,6 +326,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# The technical 500 page (DEBUG only) and error mails hide settings and environment
+# variables whose names look secret; connection URLs carry passwords too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "project.errors.SecretsHiddenFilter"
 
 LOGIN_URL = "/admin/login/"
 LOGGING = {

@@ -41,10 +41,12 @@ def celery_worker(transactional_db, celery_app_configured):
     """A real Celery worker (in a thread) consuming from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker
 
+    from django.conf import settings
+
     app = celery_app_configured
     # Drop messages left over from earlier tests so this worker sees only this test's tasks.
     with app.connection_for_write() as conn:
-        conn.default_channel.client.delete("celery")
+        conn.default_channel.client.delete("celery", *settings.CELERY_TASK_QUEUES)
     with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
                       shutdown_timeout=30) as worker:
         yield worker

@@ -1,0 +1,125 @@
+"""The fault suite: each test gets a stack of its own (embedded Postgres and Redis on ports of
+their own, the app under gunicorn as `make run` serves it), breaks a part of it for real and
+checks that it heals by itself. Bounded: every wait has a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from project import devstack
+from project.supervisor import Supervised
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_PORT = int(os.environ.get("PAPERSCOPE_FAULTS_PG_PORT", "54349"))
+REDIS_PORT = int(os.environ.get("PAPERSCOPE_FAULTS_REDIS_PORT", "6419"))
+WEB_PORT = int(os.environ.get("PAPERSCOPE_FAULTS_WEB_PORT", "8419"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/faults/" in str(item.fspath):
+            item.add_marker(pytest.mark.faults)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+@dataclass
+class Stack:
+    profile: devstack.Profile
+    env: dict[str, str]
+    stops: dict[str, object] = field(default_factory=dict)
+    processes: list[Supervised] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{WEB_PORT}"
+
+    def get(self, path: str, timeout: float = 10.0) -> Response:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as reply:
+                return Response(reply.status, dict(reply.headers), reply.read())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, dict(error.headers), error.read())
+
+    def start_postgres(self) -> None:
+        _, self.stops["postgres"] = devstack.start_postgres(self.profile)
+
+    def stop_postgres(self) -> None:
+        self.stops.pop("postgres")()
+
+    def start_redis(self) -> None:
+        _, self.stops["redis"] = devstack.start_redis(self.profile)
+
+    def stop_redis(self) -> None:
+        self.stops.pop("redis")()
+
+    def manage(self, *args: str) -> str:
+        return subprocess.run([sys.executable, "manage.py", *args], env=self.env, cwd=ROOT,
+                              check=True, capture_output=True, text=True).stdout
+
+    def start(self, name: str, argv: list[str]) -> Supervised:
+        process = Supervised(name, argv, self.env, self.profile.var_dir / f"{name}.log")
+        process.start()
+        self.processes.append(process)
+        return process
+
+    def start_web(self) -> Supervised:
+        web = self.start("web", [sys.executable, "-m", "gunicorn", "project.wsgi", "--bind",
+                                 f"127.0.0.1:{WEB_PORT}", "--workers", "1", "--threads", "4"])
+        devstack._wait_for_port(WEB_PORT, "gunicorn", timeout=60)
+        return web
+
+    def log(self, name: str) -> str:
+        path = self.profile.var_dir / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"{what}: not within {timeout:.0f} s")
+
+
+@pytest.fixture
+def stack(request):
+    var_dir = ROOT / "var" / "faults" / request.node.name[:40]
+    shutil.rmtree(var_dir, ignore_errors=True)
+    profile = devstack.Profile("test", var_dir, PG_PORT, REDIS_PORT, "paperscope_faults")
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PG_PORT}/"
+                                         "paperscope_faults",
+           "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "EMBEDDING_MODEL": "hash:256",
+           "DJANGO_SETTINGS_MODULE": "project.settings", "LOG_LEVEL": "WARNING"}
+    built = Stack(profile, env)
+    built.start_postgres()
+    built.start_redis()
+    try:
+        built.manage("migrate", "--noinput", "-v", "0")
+        yield built
+    finally:
+        for process in reversed(built.processes):
+            process.stop()
+        for stop in list(built.stops.values()):
+            stop()
