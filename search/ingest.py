@@ -14,7 +14,6 @@ Files may be gzipped (`.gz`). This module only parses; search.services writes.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -61,48 +60,112 @@ class ParsedRow:
     error: str | None = None
 
 
-def open_text(path: Path) -> IO[str]:
+# A line longer than this is reported and skipped without being held in memory whole.
+MAX_LINE_BYTES = 1 << 20
+MAX_LIST_ITEMS = 2000  # authors, categories, labels of one paper
+
+
+def open_binary(path: Path) -> IO[bytes]:
     raw = path.open("rb")
     head = raw.read(2)
     raw.seek(0)
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict")
+    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
 
 
 def count_rows(path: Path) -> int:
-    with open_text(path) as handle:
-        return sum(1 for line in handle if line.strip())
+    """Non-blank lines, for a progress bar: never raises on a damaged file (counts what it can
+    read; the ingestion itself reports the damage with its line number)."""
+    count = 0
+    try:
+        with open_binary(path) as handle:
+            for line in iter(lambda: handle.readline(MAX_LINE_BYTES), b""):
+                count += bool(line.strip())
+    except (OSError, EOFError, gzip.BadGzipFile):
+        pass
+    return count
+
+
+def _lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per physical line; None for a line over MAX_LINE_BYTES, whose
+    rest is skipped in chunks."""
+    line_no = 0
+    while True:
+        chunk = handle.readline(MAX_LINE_BYTES + 1)
+        if not chunk:
+            return
+        line_no += 1
+        if len(chunk) > MAX_LINE_BYTES and not chunk.endswith(b"\n"):
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = handle.readline(MAX_LINE_BYTES)
+            yield line_no, None
+            continue
+        yield line_no, chunk
 
 
 def read_rows(path: Path, *, file_date: date | None = None) -> Iterator[ParsedRow]:
-    """Yield every non-blank line of `path` as a record or an error; never raises on bad rows."""
+    """Yield every non-blank line of `path` as a record or an error; never raises on bad rows.
+
+    Each line is decoded on its own, so one bad line costs that line only. A paper that
+    appears twice in one file is taken from its first line; later lines with the same id are
+    reported ("duplicate of line N") and skipped, so a re-import of the file finds every
+    paper unchanged.
+    """
     if file_date is None:
         file_date = date_from_name(path.name)
-    with open_text(path) as handle:
-        line_no = 0
+    first_line_of: dict[str, int] = {}
+    line_no = 0
+    with open_binary(path) as handle:
+        lines = _lines(handle)
         while True:
-            line_no += 1
             try:
-                line = handle.readline()
-            except UnicodeDecodeError:
-                yield ParsedRow(line_no, error="not valid UTF-8")
+                line_no, raw = next(lines, (line_no, b""))
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:  # truncated gzip and the like
+                yield ParsedRow(line_no + 1, error=f"cannot read the file past this line: {exc}")
                 return
-            except (OSError, EOFError) as exc:  # truncated gzip and the like
-                yield ParsedRow(line_no, error=f"cannot read the file past this line: {exc}")
+            if raw == b"":
                 return
-            if not line:
-                return
-            if not line.strip():
+            parsed = _parse_line(line_no, raw, file_date)
+            if parsed is None:
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield ParsedRow(line_no, error=f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            try:
-                yield ParsedRow(line_no, record=parse_row(row, file_date=file_date))
-            except RowError as exc:
-                yield ParsedRow(line_no, error=str(exc))
+            if parsed.record is not None:
+                keys = identity_keys(parsed.record)
+                seen = next((first_line_of[k] for k in keys if k in first_line_of), None)
+                if seen is not None:
+                    yield ParsedRow(line_no, error=f"duplicate of line {seen} (same id); "
+                                                   "the first one is kept")
+                    continue
+                for key in keys:
+                    first_line_of[key] = line_no
+            yield parsed
+
+
+def _parse_line(line_no: int, raw: bytes | None, file_date: date | None) -> ParsedRow | None:
+    if raw is None:
+        return ParsedRow(line_no, error=f"line is longer than {MAX_LINE_BYTES >> 20} MiB")
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ParsedRow(line_no, error=f"not valid UTF-8 (byte {exc.start + 1})")
+    if not line.strip():
+        return None
+    if "\x00" in line or "\\u0000" in line:  # Postgres text cannot hold one
+        return ParsedRow(line_no, error="contains a NUL character (\\u0000)")
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return ParsedRow(line_no, error=f"invalid JSON: {exc.msg} (column {exc.colno})")
+    except RecursionError:
+        return ParsedRow(line_no, error="JSON nested too deeply")
+    try:
+        return ParsedRow(line_no, record=parse_row(row, file_date=file_date))
+    except RowError as exc:
+        return ParsedRow(line_no, error=str(exc))
+
+
+def identity_keys(record: PaperRecord) -> list[str]:
+    """The ids that recognise a paper on re-import (as the upsert matches them)."""
+    return [k for k in (record.arxiv_id and f"a:{record.arxiv_id}", record.doi and
+                        f"d:{record.doi}", record.source_url and f"u:{record.source_url}") if k]
 
 
 def date_from_name(name: str) -> date | None:
@@ -243,6 +306,8 @@ def _text(row: dict, key: str, limit: int) -> str:
 def _str_list(value: object, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise RowError(f"{key!r} must be a list of strings")
+    if len(value) > MAX_LIST_ITEMS:
+        raise RowError(f"{key!r} has {len(value)} entries; at most {MAX_LIST_ITEMS}")
     seen: dict[str, None] = {}
     for item in value:
         cleaned = _clean(item)[:200]
@@ -257,11 +322,25 @@ def _split_authors(text: str) -> list[str]:
     return [p for p in (_clean(p) for p in parts) if p]
 
 
+DATE_FORMS = "YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time"
+_YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+MIN_YEAR = 1000
+
+
 def _date(value: object, key: str) -> date:
     text = str(value).strip()
     try:
-        if len(text) == 4 and text.isdigit():
-            return date(int(text), 1, 1)
-        return datetime.fromisoformat(text).date() if "T" in text else date.fromisoformat(text)
+        if len(text) == 4 and text.isascii() and text.isdigit():
+            parsed = date(int(text), 1, 1)
+        elif match := _YEAR_MONTH.match(text):
+            parsed = date(int(match.group(1)), int(match.group(2)), 1)
+        elif "T" in text:
+            parsed = datetime.fromisoformat(text).date()
+        else:
+            parsed = date.fromisoformat(text)
     except ValueError:
-        raise RowError(f"{key!r} is not a date (YYYY-MM-DD): {text[:30]!r}") from None
+        raise RowError(f"{key!r} is not a date ({DATE_FORMS}): {text[:30]!r}") from None
+    latest = date.today().year + 1
+    if not MIN_YEAR <= parsed.year <= latest:
+        raise RowError(f"{key!r} year {parsed.year} is out of range ({MIN_YEAR}-{latest})")
+    return parsed
