@@ -228,6 +228,18 @@ def cmd_exec(profile: Profile, command: list[str]) -> int:
         return subprocess.run(command, env=env, cwd=ROOT).returncode
 
 
+def web_command(host: str, port: int | str) -> list[str]:
+    """The web server `make run` starts: gunicorn, as in docker/. Threads share one process's
+    model and pooled connections (runserver kept a connection per request thread and ran out
+    of them under load); WEB_WORKERS x WEB_THREADS connections at most."""
+    return [
+        PYTHON, "-m", "gunicorn", "project.wsgi", "--bind", f"{host}:{port}",
+        "--workers", os.environ.get("WEB_WORKERS", "2"),
+        "--threads", os.environ.get("WEB_THREADS", "4"),
+        "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
+    ]
+
+
 def cmd_run(profile: Profile) -> int:
     host = os.environ.get("PAPERSCOPE_HOST", "127.0.0.1")
     port = os.environ.get("PAPERSCOPE_PORT", "8000")
@@ -262,14 +274,7 @@ def cmd_run(profile: Profile) -> int:
         # names found in the text: papers from an older dictionary, and the counts (seconds)
         manage(env, "refresh_concepts", "--no-progress")
         manage(env, "embed_missing")
-        # gunicorn, as in docker/: threads share one process's model and pooled connections
-        # (runserver kept a connection per request thread and ran out of them under load)
-        web = Supervised("web", [
-            PYTHON, "-m", "gunicorn", "project.wsgi", "--bind", f"{host}:{port}",
-            "--workers", os.environ.get("WEB_WORKERS", "2"),
-            "--threads", os.environ.get("WEB_THREADS", "4"),
-            "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
-        ], env, None)
+        web = Supervised("web", web_command(host, port), env, None)
         children.append(web)
         web.start()
         pid_file(profile.var_dir).write_text(" ".join(str(p) for p in [

@@ -83,8 +83,7 @@ class Stack:
         return process
 
     def start_web(self) -> Supervised:
-        web = self.start("web", [sys.executable, "-m", "gunicorn", "project.wsgi", "--bind",
-                                 f"127.0.0.1:{WEB_PORT}", "--workers", "1", "--threads", "4"])
+        web = self.start("web", devstack.web_command("127.0.0.1", WEB_PORT))
         devstack._wait_for_port(WEB_PORT, "gunicorn", timeout=60)
         return web
 
