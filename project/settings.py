@@ -242,7 +242,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Three queues, so an upload never waits behind an embedding backlog: a worker consuming several
 # queues takes from them in turn (kombu's Redis transport rotates them), and docker/compose.yml
 # can scale each with `celery worker -Q <queue>`. `make run`'s one worker consumes all three.
-CELERY_TASK_QUEUES = {name: {} for name in ("ingest", "embed", "maintenance")}
+CELERY_TASK_QUEUES: dict[str, dict] = {name: {} for name in ("ingest", "embed", "maintenance")}
 CELERY_TASK_DEFAULT_QUEUE = "maintenance"  # fits, sweeps, code / index builds, new tasks
 CELERY_TASK_ROUTES = {
     "search.tasks.ingest_job_run": {"queue": "ingest"},

@@ -62,7 +62,7 @@ class RedisWindowThrottle(BaseThrottle):
     # (untyped request / view: importing rest_framework.views here is circular, since DRF
     # imports the throttle classes while rest_framework.views is being loaded)
     def allow_request(self, request, view) -> bool:
-        rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        rates: dict[str, str] = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # type: ignore[assignment]
         if request.user and request.user.is_authenticated:
             scope, ident = "user", str(request.user.pk)
         else:

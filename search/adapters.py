@@ -54,8 +54,8 @@ def save(path: Path, *, model: str, adapters: dict[str, Adapter], info: dict) ->
     meta = {"version": version, "model": model, "info": info,
             "alpha": {a: ad.alpha for a, ad in adapters.items()}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, meta=json.dumps(meta),
-                        **{f"W_{a}": ad.weights.astype(np.float16) for a, ad in adapters.items()})
+    arrays: dict = {f"W_{a}": ad.weights.astype(np.float16) for a, ad in adapters.items()}
+    np.savez_compressed(path, meta=json.dumps(meta), **arrays)
     return version
 
 

@@ -205,7 +205,8 @@ def read_taxonomy(folder: Path) -> list[tuple[str, str]]:
     """(kind, name) pairs from a Papers with Code taxonomy export (../shared/data/pwc-taxonomy):
     task names from the task lists, hierarchies and subtask columns; dataset names from the
     common-dataset and benchmark columns (a benchmark like "COCO test-dev" is kept whole)."""
-    tasks, datasets = set(), set()
+    tasks: set[str] = set()
+    datasets: set[str] = set()
 
     def split(cell):  # "a; b; c..." lists, the last item of a truncated one dropped
         return [x.strip() for x in (cell or "").split(";") if x.strip() and not x.strip().endswith("...")]

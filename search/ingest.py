@@ -16,11 +16,12 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from search.links import safe_link
 
@@ -69,7 +70,7 @@ def open_binary(path: Path) -> IO[bytes]:
     raw = path.open("rb")
     head = raw.read(2)
     raw.seek(0)
-    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw  # type: ignore[return-value]
 
 
 def count_rows(path: Path) -> int:

@@ -19,12 +19,12 @@ _built: dict[type, tuple[int, object]] = {}
 
 def built_from_newest(model: type[models.Model], build: Callable[[models.Model], T]) -> T | None:
     """build(newest row) by the model's default ordering, or None while it has no rows."""
-    newest = model.objects.values_list("pk", flat=True).first()
+    newest = model._default_manager.values_list("pk", flat=True).first()
     if newest is None:
         _built.pop(model, None)
         return None
     cached = _built.get(model)
     if cached is None or cached[0] != newest:
-        cached = (newest, build(model.objects.get(pk=newest)))
+        cached = (newest, build(model._default_manager.get(pk=newest)))
         _built[model] = cached
     return cached[1]  # type: ignore[return-value]

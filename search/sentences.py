@@ -22,7 +22,7 @@ def split_sentences(text: str, min_chars: int = 12) -> list[str]:
     for i, ab in enumerate(_ABBREV):
         protected = protected.replace(ab, ab.replace(".", f"\x00{i}\x00"))
     parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])", protected)
-    out = []
+    out: list[str] = []
     for p in parts:
         p = re.sub(r"\x00\d+\x00", ".", p).strip()
         if not p:
@@ -47,7 +47,8 @@ CUES: dict[str, list[tuple[str, float]]] = {
     "method": [
         (r"\bwe (propose|present|introduce|develop|design|describe)\b", 1.5),
         (r"\bin this (paper|work)\b", 0.5),
-        (r"\b(our|the proposed|a novel|a new) (model|method|approach|architecture|framework|network|algorithm|technique|system)\b", 1.5),
+        (r"\b(our|the proposed|a novel|a new) "
+         r"(model|method|approach|architecture|framework|network|algorithm|technique|system)\b", 1.5),
         (r"\b(model|method|approach|architecture|framework|network|algorithm|module|mechanism|layer|loss)s?\b", 0.5),
         (r"\b(based on|consists of|composed of|leverag\w+|employ\w*|us(e|es|ing))\b", 0.3),
     ],
