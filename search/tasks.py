@@ -13,7 +13,7 @@ from celery import shared_task
 from django.db import OperationalError, InterfaceError
 
 from search import services
-from search.models import EmbeddingSpace, Job
+from search.models import EmbeddingSpace
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,16 @@ def embed_papers(paper_ids: list[int], space_ids: list[int] | None = None) -> in
 
 @shared_task(**RETRY)
 def ingest_job_run(job_id: int) -> None:
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.status in (Job.Status.DONE, Job.Status.FAILED):
-        return
-    services.ingest_job_run(job=job)
+    job = services.job_to_run(job_id)
+    if job is not None:
+        services.ingest_job_run(job=job)
 
 
 @shared_task(**RETRY)
 def build_space_code(job_id: int) -> None:
-    job = Job.objects.filter(pk=job_id).first()
-    if job is None or job.status in (Job.Status.DONE, Job.Status.FAILED):
-        return
-    services.space_code_job_run(job=job)
+    job = services.job_to_run(job_id)
+    if job is not None:
+        services.space_code_job_run(job=job)
 
 
 @shared_task(acks_late=True, max_retries=0)
@@ -120,10 +118,10 @@ def fail_stale_jobs() -> int:
 
 
 @shared_task(max_retries=0)
-def refresh_concepts() -> int:
-    """Concepts for papers stored before the current dictionary, then the counts if due."""
-    updated = services.papers_refresh_concepts()
-    if updated or services.concept_stats_needed():
-        stats = services.concept_stats_fit()
+def refresh_concepts(recount: bool = False) -> int:
+    """Concepts for papers stored before the current dictionary, then the counts if due (or
+    asked for: the admin action)."""
+    updated, stats = services.concepts_refresh(recount=recount)
+    if stats is not None:
         log.info("concepts: %d papers refreshed; %s", updated, stats)
     return updated

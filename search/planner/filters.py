@@ -1,0 +1,100 @@
+"""Search filters as SQL: the WHERE fragment every path shares, and cheap counts of it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import Any, Sequence
+
+from django.db import connection
+
+from search.params import SearchFilters
+
+
+def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]]:
+    """WHERE-clause fragment (always valid, 'TRUE' when empty) and its parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.published_after:
+        clauses.append(f"{alias}.published >= %s")
+        params.append(filters.published_after)
+    if filters.published_before:
+        clauses.append(f"{alias}.published <= %s")
+        params.append(filters.published_before)
+    if filters.categories:  # any of the given categories
+        clauses.append(f"{alias}.categories && %s::varchar[]")
+        params.append(list(filters.categories))
+    for author in filters.authors:
+        # Every given author: all its name tokens (GIN-indexed), then the name as written,
+        # case-insensitively, to keep "van gool" from matching "Gool, ... Van".
+        tokens = name_tokens(author)
+        if tokens:
+            clauses.append(f"{alias}.author_tokens @> %s::text[]")
+            params.append(tokens)
+        clauses.append(f"EXISTS (SELECT 1 FROM unnest({alias}.authors) AS a(name) "
+                       "WHERE a.name ILIKE %s)")
+        params.append(f"%{_escape_like(author)}%")
+    if filters.venue:
+        clauses.append(f"{alias}.venue ILIKE %s")
+        params.append(f"%{_escape_like(filters.venue)}%")
+    for column, values in (("tasks", filters.tasks), ("methods", filters.methods),
+                           ("datasets", filters.datasets), ("concepts", filters.concepts)):
+        if values:  # papers carrying all the given labels / naming all the given concepts
+            clauses.append(f"{alias}.{column} @> %s::varchar[]")
+            params.append(list(values))
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def name_tokens(text: str) -> list[str]:
+    """Lower-case alphanumeric tokens, as the SQL function paperscope_name_tokens makes them."""
+    return sorted({t for t in re.split(r"[\W_]+", text.lower()) if t})
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def where_sql(filters: SearchFilters, exclude_ids: Sequence[int], alias: str = "p"
+              ) -> tuple[str, list[Any]]:
+    """filter_sql, leaving out the excluded papers (the query paper of \"similar\")."""
+    where, params = filter_sql(filters, alias)
+    if exclude_ids:
+        where += f" AND NOT ({alias}.id = ANY(%s))"
+        params.append(list(exclude_ids))
+    return where, params
+
+
+def dates_only(filters: SearchFilters) -> bool:
+    """Whether the filter holds nothing but categories and dates (what the code rows copy)."""
+    return replace(filters, categories=(), published_after=None,
+                   published_before=None).is_empty()
+
+
+def category_literal(category: str) -> str:
+    """The category as SQL text, identical in the index predicate and in queries (a partial
+    index is used only when the query repeats its predicate)."""
+    return "ARRAY['" + category.replace("'", "''") + "']::varchar[]"
+
+
+def estimate_matching(filters: SearchFilters) -> int:
+    """Postgres' own estimate of the matching papers (EXPLAIN: ~0.1 ms, from the column
+    statistics; off by up to a few times for correlated filters, hence ESTIMATE_TRUST)."""
+    where, params = filter_sql(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM search_paper p WHERE {where}", params)
+        raw = cursor.fetchone()[0]
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"]
+    return int(plan.get("Plan Rows", 0))
+
+
+def count_matching(filters: SearchFilters, *, cap: int) -> int:
+    """How many papers match, counting no further than `cap` (a cheap bound for planning)."""
+    where, params = filter_sql(filters)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM search_paper p WHERE {where} LIMIT %s) s",
+            [*params, cap],
+        )
+        return int(cursor.fetchone()[0])
+

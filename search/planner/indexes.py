@@ -1,0 +1,123 @@
+"""The vector indexes by name, and the CREATE INDEX statements that make them.
+
+The planner can only use a partial index when its query repeats the index's expression and
+predicate exactly, so both come from here: the names the planner looks up, the statements
+the services run (search.services.indexes), and which per-category and per-month graphs a
+space calls for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from django.conf import settings
+from django.db import connection
+
+from search import codes
+from search.models import EmbeddingSpace
+from search.planner import limits
+from search.planner.filters import category_literal
+from search.planner.months import month_predicate
+
+
+def vector_index_statements(space: EmbeddingSpace) -> list[str]:
+    """Partial HNSW indexes for one space: cosine on the float and halfvec copies, Hamming on
+    the bit copy. Partial (WHERE space_id = n) with a fixed-dimension cast, because the table
+    holds spaces of different dimensions."""
+    dim, sid = int(space.dimension), int(space.pk)
+    return [
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_float_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE space_id = {sid}",
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_half_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) "
+        f"WITH (m = {int(settings.HNSW_HALFVEC_M)}) WHERE space_id = {sid}",
+        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_bit_hnsw ON search_paperembedding "
+        f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
+    ]
+
+
+def code_index_name(space: EmbeddingSpace) -> str:
+    """The graph on all of a space's ternary codes."""
+    return f"emb_s{int(space.pk)}_code_hnsw"
+
+
+def code_graph_statement(name: str, space: EmbeddingSpace, predicate: str = "") -> str:
+    """A partial HNSW index (Hamming) on the space's ternary codes, optionally narrowed by an
+    extra predicate on the code rows."""
+    dim = codes.code_bits(space.dimension, space.code_thresholds)
+    return (f"CREATE INDEX IF NOT EXISTS {name} ON search_papercode USING hnsw "
+            f"((code::bit({dim})) bit_hamming_ops) WHERE space_id = {int(space.pk)} {predicate}")
+
+
+def category_index_name(space: EmbeddingSpace, category: str) -> str:
+    return f"emb_s{int(space.pk)}_cat_{hashlib.sha1(category.encode()).hexdigest()[:10]}"
+
+
+def month_index_name(space: EmbeddingSpace, month: date, category: str | None = None) -> str:
+    """A month's graph, or one category's papers of that month (emb_s1_cm_<sha>_202606)."""
+    if category is None:
+        return f"emb_s{int(space.pk)}_month_{month:%Y%m}"
+    return f"{category_index_name(space, category).replace('_cat_', '_cm_')}_{month:%Y%m}"
+
+
+def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
+    """The partial graphs a space's codes call for: {index name: extra index predicate} for
+    each category, each calendar month and each category's month holding more papers than
+    the planner ranks exactly.
+    A filter on one of them then walks a graph of only its papers instead of skipping the
+    others (docs/benchmarks.md). Generic space only: aspect spaces serve "similar" queries,
+    where filters are rarer, and the graphs cost ~1.6x (categories) + ~1x (months) + ~1.6x
+    (categories' months) the code index."""
+    if space.aspect != "generic" or not space.code_version:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c, count(*) FROM search_papercode, unnest(categories) AS c "
+            "WHERE space_id = %s GROUP BY c HAVING count(*) > %s ORDER BY count(*) DESC",
+            [space.pk, limits.EXACT_SCAN_MAX])
+        categories = [c for c, _ in cursor.fetchall()]
+        cursor.execute(
+            "SELECT date_trunc('month', published)::date AS m FROM search_papercode "
+            "WHERE space_id = %s AND published IS NOT NULL GROUP BY m HAVING count(*) > %s "
+            "ORDER BY m", [space.pk, limits.EXACT_SCAN_MAX])
+        months = [m for (m,) in cursor.fetchall()]
+        cursor.execute(
+            "SELECT c, date_trunc('month', published)::date AS m "
+            "FROM search_papercode, unnest(categories) AS c "
+            "WHERE space_id = %s AND published IS NOT NULL GROUP BY c, m HAVING count(*) > %s "
+            "ORDER BY c, m", [space.pk, limits.EXACT_SCAN_MAX])
+        category_months = cursor.fetchall()
+    wanted = {category_index_name(space, c): f"AND categories && {category_literal(c)}"
+              for c in categories}
+    wanted.update({month_index_name(space, m): f"AND {month_predicate(m)}" for m in months})
+    wanted.update({month_index_name(space, m, c):
+                   f"AND categories && {category_literal(c)} AND {month_predicate(m)}"
+                   for c, m in category_months})
+    return wanted
+
+
+def vector_indexes() -> frozenset[str]:
+    """Names of the vector indexes that exist (cached for a minute; the code build clears it)."""
+    from django.core.cache import cache
+
+    names = cache.get(vector_indexes_key())
+    if names is None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'emb%%'")
+            names = frozenset(r[0] for r in cursor.fetchall())
+        cache.set(vector_indexes_key(), names, 60)
+    return names
+
+
+def space_indexes_like(space: EmbeddingSpace) -> str:
+    """A LIKE pattern matching the names of one space's vector indexes and no other's
+    ("_" escaped: emb_s1_% would also match emb_s10_...)."""
+    return f"emb\\_s{int(space.pk)}\\_%"
+
+
+def vector_indexes_key() -> str:
+    """Per database: two databases sharing a cache (benchmarks, staging beside production)
+    have the same space ids, so the same index names for different graphs."""
+    return f"paperscope:vector-indexes:{connection.settings_dict['NAME']}"
+
