@@ -155,7 +155,7 @@ def run(command, **_):
         "max_abs_diff": abs(worst["diff"]), "worst": worst,
         "all_within_0.01": all(abs(r["diff"]) <= 0.01 for r in rows),
         "max_abs_diff_held_out_rows": max(abs(r["diff"]) for r in rows if r["held_out"]),
-        "torch_generic_vs_docs_max_abs_diff":  # 0 = same splits and protocol as aspects_eval
+        "torch_generic_vs_docs_max_abs_diff":  # 0 = same splits and protocol as aspects-adapters
             max(abs(r["torch"] - r["ref_torch"]) for r in rows if r["method"] == "generic"),
         "cached_torch_vs_app_torch_min_cos": float(app_cos.min()),
         "torch_vs_onnx_cos_scirex": {"mean": float(cos.mean()), "min": float(cos.min())},
