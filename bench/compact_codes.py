@@ -1,23 +1,22 @@
 """Compact codes side by side, exhaustively (no index): which code to rerank from.
 
-    .venv/bin/python bench/compact_codes.py [--queries 300]
+    python manage.py bench compact-codes [--queries 300]
 
 On the 74.7k reference vectors (../shared/data/embeddings/), held-out queries ranked against
 the rest: for each code, take the top N by the code's distance (Hamming for bit codes, cosine
 for PCA-reduced floats), rerank them by the full float vectors, and report recall@10 against
 exact float search for N = 2k, 4k, 10k, 20k, 40k (k = 10). This isolates the code's ranking
-quality from the HNSW graph; `manage.py bench_scale precision` measures the indexed modes.
+quality from the HNSW graph; `manage.py bench precision` measures the indexed modes.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 
-EMBEDDINGS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "embeddings" \
-    / "arxiv-minilm-l6-v2.npz"
+from bench.common import DATA, require_data
+
+HELP = "compact codes (sign bits, ternary, PCA ...) exhaustively: recall@10 after a float rerank"
+EMBEDDINGS = DATA / "embeddings" / "arxiv-minilm-l6-v2.npz"
 K = 10
 
 
@@ -27,16 +26,18 @@ def hamming_top(q_bits: np.ndarray, b_bits: np.ndarray, n: int) -> np.ndarray:
     return np.argpartition(distance, n, axis=1)[:, :n]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--queries", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
+def add_arguments(parser):
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(command, *, queries, seed, **_) -> None:
+    require_data(EMBEDDINGS)
 
     x = np.load(EMBEDDINGS)["vectors"].astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    rng = np.random.default_rng(args.seed)
-    held = rng.choice(len(x), args.queries, replace=False)
+    rng = np.random.default_rng(seed)
+    held = rng.choice(len(x), queries, replace=False)
     mask = np.ones(len(x), bool)
     mask[held] = False
     queries, base = x[held], x[mask]
@@ -57,7 +58,7 @@ def main() -> None:
     }
     for n_thresholds in (2, 3):
         cuts = np.quantile(base, np.linspace(0, 1, n_thresholds + 2)[1:-1], axis=0)
-        encode = lambda m, c=cuts: np.concatenate([m > t for t in c], axis=1)  # noqa: E731
+        encode = lambda m, c=cuts: np.concatenate([m > t for t in c], axis=1)
         label = "ternary (tertiles)" if n_thresholds == 2 else "quaternary (quartiles)"
         codes[f"{label}, {n_thresholds} bits/dim"] = (encode(queries), encode(base))
     _, vecs = np.linalg.eigh(np.cov((base - mean).T))
@@ -69,10 +70,10 @@ def main() -> None:
         codes[f"PCA to {dims} dims (halfvec: {dims * 2} bytes)"] = ("dense", qp, bp)
 
     sizes = (2, 4, 10, 20, 40)
-    print(f"{len(queries)} held-out queries against {len(base)} vectors; recall@{K} after a "
+    command.stdout.write(f"{len(queries)} held-out queries against {len(base)} vectors; recall@{K} after a "
           "float rerank of the top N by each code")
-    print("| code | " + " | ".join(f"N = {s}k" for s in sizes) + " |")
-    print("|---|" + "---|" * len(sizes))
+    command.stdout.write("| code | " + " | ".join(f"N = {s}k" for s in sizes) + " |")
+    command.stdout.write("|---|" + "---|" * len(sizes))
     for name, code in codes.items():
         cells = []
         for s in sizes:
@@ -82,8 +83,5 @@ def main() -> None:
             else:
                 cand = hamming_top(code[0], code[1], n)
             cells.append(f"{recall(cand):.3f}")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        command.stdout.write(f"| {name} | " + " | ".join(cells) + " |")
 
-
-if __name__ == "__main__":
-    main()

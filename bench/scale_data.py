@@ -1,5 +1,6 @@
-"""Data for the scale benchmarks (`manage.py bench_scale`): the real arxiv-daily corpus with its
-reference vectors, and synthetic papers drawn to follow its distribution.
+"""Data for the scale benchmarks (`manage.py bench scale-load`, `filtered`, `precision`,
+`graph`): the real arxiv-daily corpus with its reference vectors, and synthetic papers drawn
+to follow its distribution.
 
 Real corpus: /work/shared/data/embeddings/arxiv-minilm-l6-v2.npz (ids + float16 vectors) joined
 with the metadata of /work/shared/data/arxiv-daily/*.jsonl.gz (deduplicated on id; the first

@@ -75,6 +75,10 @@ INSTALLED_APPS = [
     "search",
     "recommend",
 ]
+# The benchmarks (`manage.py bench <name>`) are a development app: production images do not
+# carry bench/, so it is installed only in development or when asked for.
+if DEBUG or env.bool("BENCH_APP", default=False):
+    INSTALLED_APPS.append("bench")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

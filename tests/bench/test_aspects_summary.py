@@ -1,6 +1,6 @@
-"""`manage.py evaluate aspects` reports each aspect against the stronger baseline, plainly."""
+"""`manage.py bench aspects` reports each aspect against the stronger baseline, plainly."""
 
-from recommend.management.commands.evaluate import summary
+from bench.aspects import summary
 
 
 def metrics(map10, n=100):

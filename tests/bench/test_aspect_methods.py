@@ -1,4 +1,4 @@
-"""Fast tests for recommend.aspects (no DB, no real model: a tiny deterministic fake encoder)."""
+"""Fast tests of the evaluations' aspect methods, metrics and adapter training (no DB, no real model: a tiny deterministic fake encoder)."""
 
 import hashlib
 import re
@@ -6,12 +6,16 @@ import re
 import numpy as np
 import pytest
 
-from recommend.aspects.adapter import apply_adapter, train_adapter
-from recommend.aspects.encoders import CachedEncoder
-from recommend.aspects.methods import (
-    GenericMethod, MaxSimMethod, MixtureMethod, SentenceSelectMethod, self_retrieval_map,
+from bench.adapter_training import apply_adapter, train_adapter
+from bench.aspect_methods import (
+    GenericMethod,
+    MaxSimMethod,
+    MixtureMethod,
+    SentenceSelectMethod,
+    self_retrieval_map,
 )
-from recommend.aspects.metrics import evaluate, per_query_metrics, relevance_from_labels
+from bench.encoders import CachedEncoder
+from bench.metrics import bootstrap_ratio, evaluate, per_query_metrics, relevance_from_labels
 from search.sentences import split_sentences
 
 
@@ -183,3 +187,14 @@ def test_cached_encoder_only_encodes_new_texts(tmp_path):
     assert fake.calls == 1 and np.allclose(a[::-1], b)
     enc2.encode(["delta"])
     assert fake.calls == 2
+
+
+def test_bootstrap_ratio_brackets_the_observed_ratio():
+    rng = np.random.default_rng(0)
+    per_query = {"app": [{"ap": a} for a in rng.uniform(0.4, 0.8, 200)],
+                 "generic": [{"ap": a} for a in rng.uniform(0.2, 0.4, 200)],
+                 "peer": [{"ap": a} for a in rng.uniform(0.1, 0.3, 200)]}
+    observed = np.mean([q["ap"] for q in per_query["app"]]) / np.mean([q["ap"] for q in per_query["generic"]])
+    low, high = bootstrap_ratio(per_query, "app")
+    assert low < observed < high
+    assert 1.5 < low and high < 2.5

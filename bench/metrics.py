@@ -100,3 +100,13 @@ def relevance_from_labels(
     if same_items:
         relevant = [r - {i} for i, r in enumerate(relevant)]
     return relevant, exclude
+
+
+def bootstrap_ratio(per_query: dict[str, list[dict]], row: str, n: int = 2000, seed: int = 13) -> list[float]:
+    """95% interval of MAP@10(row) / max(MAP@10 generic, MAP@10 peer), queries resampled
+    together (paired) n times."""
+    rng = np.random.default_rng(seed)
+    ap = {r: np.array([q["ap"] for q in per_query[r]]) for r in (row, "generic", "peer")}
+    idx = rng.integers(0, len(ap[row]), size=(n, len(ap[row])))
+    ratio = ap[row][idx].mean(1) / np.maximum(ap["generic"][idx].mean(1), ap["peer"][idx].mean(1))
+    return [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))]

@@ -1,4 +1,5 @@
-"""Sentence encoders and an on-disk embedding cache keyed by text hash."""
+"""The evaluations' encoder (torch MiniLM, as the reference numbers were measured) and an
+on-disk embedding cache keyed by text hash (var/cache/aspects/), so reruns encode nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from search.vectors import l2_normalise
 
-DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "var" / "cache" / "aspects"
+DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[1] / "var" / "cache" / "aspects"
 
 
 l2n = l2_normalise

@@ -1,4 +1,5 @@
-"""Per-aspect linear adapter on frozen sentence embeddings.
+"""Training of the per-aspect linear adapters on frozen sentence embeddings (the shipped
+artifact is applied by search.adapters; this is how it is made).
 
 W = I + D (full 384x384, D initialised to 0, i.e. identity) or W = I + U V^T (low-rank
 residual, V initialised to 0).  Trained with a MultipleNegativesRanking-style in-batch
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .encoders import l2n
+from search.vectors import l2_normalise as l2n
 
 
 def apply_adapter(X: np.ndarray, W: np.ndarray | None) -> np.ndarray:

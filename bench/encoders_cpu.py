@@ -1,7 +1,7 @@
 """Embedding backends side by side: sentence-transformers torch fp32 vs ONNX Runtime fp32/int8.
 
-    .venv/bin/python bench/embed_backends.py --n 1000 --out /tmp/embed.json
-    .venv/bin/python bench/embed_backends.py --n 1000 --chunk 40 --variants all   # option sweep
+    python manage.py bench encoders --n 1000 --out /tmp/embed.json
+    python manage.py bench encoders --n 1000 --chunk 40 --variants all   # option sweep
 
 The default set is torch fp32 (the reference), the ONNX fp32 export (same runtime options as
 int8), the chosen int8 configuration, and int8 with the textbook ORT setup (intra-op threads =
@@ -24,7 +24,6 @@ neighbours (for each doc, its top-10 among the N by fp32 vs by the backend; mean
 
 from __future__ import annotations
 
-import argparse
 import functools
 import gc
 import glob
@@ -38,15 +37,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from django.core.management.base import CommandError
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
+from bench.common import ROOT
 from search.embedders import paper_text
 from search.onnx_encoder import (
     DEFAULT_QUANT,
@@ -177,7 +174,7 @@ def load_texts(n: int) -> tuple[list[str], str]:
                 if len(texts) >= n:
                     return texts, source
     if not texts:
-        raise SystemExit("no abstracts found")
+        raise CommandError("no abstracts found")
     return texts, source
 
 
@@ -232,8 +229,10 @@ def recall_at_k(reference: np.ndarray, candidate: np.ndarray, k: int = 10) -> fl
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(ref, cand, strict=True)]))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+HELP = "CPU embedding backends side by side: torch fp32 vs ONNX Runtime fp32 / int8 (speed, cosine, recall)"
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("--n", type=int, default=1000, help="number of abstracts")
     parser.add_argument("--chunk", type=int, default=64,
                         help="docs per timing chunk (backends alternate per chunk)")
@@ -244,13 +243,17 @@ def main() -> None:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"comma list or 'all'; known: {', '.join(variants(2))}")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
-    args = parser.parse_args()
+
+
+def run(command, **options) -> None:
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = SimpleNamespace(**options)
 
     known = variants(args.threads)
     names = list(known) if args.variants == "all" else [s.strip() for s in args.variants.split(",")]
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(known)}")
+        raise CommandError(f"unknown variants {unknown}; known: {', '.join(known)}")
     if "torch-fp32" not in names:
         names.insert(0, "torch-fp32")  # the reference for speedup and quality
 
@@ -364,6 +367,3 @@ def _cpu_name() -> str:
         pass
     return platform.processor() or "unknown"
 
-
-if __name__ == "__main__":
-    main()

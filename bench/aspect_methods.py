@@ -6,7 +6,7 @@ Every method has
     score(query_docs, cand_docs, aspect) -> (nq, nc) similarity matrix
     bytes_per_paper(docs, aspect) -> float          storage needed per paper for this aspect
 Docs are mappings with "title" and "abstract".  `encoder` is anything with
-`encode(list[str]) -> (n, d) L2-normalised array` (MiniLM via CachedEncoder in the app; a fake
+`encode(list[str]) -> (n, d) L2-normalised array` (MiniLM via bench.encoders.CachedEncoder; a fake
 in the tests).  MaxSim has no single vector; its `encode` raises and `score` is used instead.
 """
 
@@ -16,12 +16,47 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .adapter import apply_adapter, train_adapter
-from .encoders import l2n
-from .metrics import evaluate, relevance_from_labels
-from .text import PREFIXES, PROTOTYPES, cue_score, doc_text, normalize_ws, position_prior, split_sentences
+from bench.adapter_training import apply_adapter, train_adapter
+from bench.metrics import evaluate, relevance_from_labels
+from search.sentences import cue_score, normalize_ws, position_prior, split_sentences
+from search.vectors import l2_normalise as l2n
 
 FLOAT32 = 4
+
+
+def doc_text(doc) -> str:
+    """The generic text of a paper: title + ". " + abstract, whitespace-normalised."""
+    return normalize_ws(doc["title"]) + ". " + normalize_ws(doc["abstract"])
+
+
+
+# Prototype prompts: a sentence's similarity to these is a soft cue for its role.
+PROTOTYPES: dict[str, list[str]] = {
+    "task": [
+        "The problem we address in this paper is a challenging task.",
+        "This task aims to automatically recognize, predict or generate the target output.",
+        "We study the problem of learning to solve this task.",
+    ],
+    "method": [
+        "We propose a novel model architecture based on a neural network.",
+        "Our approach uses a new algorithm with an attention mechanism and a new loss.",
+        "In this paper we introduce a framework that combines these techniques.",
+    ],
+    "dataset": [
+        "Experiments on the benchmark dataset show state-of-the-art results.",
+        "We evaluate our approach on the standard corpus and benchmarks.",
+        "Our method achieves the best accuracy on the dataset.",
+    ],
+}
+PROTOTYPES["area"] = PROTOTYPES["task"]
+
+# Prefix prompts for the "prompt" method (prepended to title + abstract).
+PREFIXES: dict[str, str] = {
+    "task": "Research task and problem addressed: ",
+    "method": "Method, model and approach proposed: ",
+    "dataset": "Datasets and benchmarks used in experiments: ",
+    "area": "Research field and area: ",
+}
 
 
 def self_retrieval_map(V: np.ndarray, labels: Sequence[set], scores: np.ndarray | None = None) -> float:
@@ -289,3 +324,29 @@ class MixtureMethod(AspectMethod):
         if self.a.multi_vector:
             return self.a.bytes_per_paper(docs, aspect) + self.g.bytes_per_paper(docs, aspect)
         return super().bytes_per_paper(docs, aspect)
+
+
+def train_mix(generic, aspect, tr_docs, tr_labels, va_docs, va_labels):
+    """(docs -> vectors, info): a full adapter trained on the train docs (epoch picked on the
+    validation docs), mixed with the generic vector at the alpha validation picks; the way the
+    shipped artifact is made, repeated where the artifact saw the test papers (SciREX folds)."""
+    adapter = AdapterMethod(generic, rank=None, epochs=30, lr=2e-3, batch_size=64, scale=20.0,
+                            time_limit_s=110.0, label="adapter-full")
+    adapter.fit(tr_docs, {aspect: tr_labels}, aspects=[aspect], val_docs=va_docs,
+                val_labels={aspect: va_labels})
+    mix = MixtureMethod(adapter, generic)
+    alpha = mix.fit_alpha(va_docs, va_labels, aspect)
+    info = {"alpha": alpha, "best_epoch": adapter.info[aspect]["best_epoch"],
+            "epochs_run": len(adapter.info[aspect]["losses"])}
+    return (lambda docs: mix.encode(docs, aspect)), info
+
+
+def adapter_mix(generic, artifact, aspect, docs, labels, tr, va, log=None):
+    """(docs -> vectors, info): the shipped adapter mix of this aspect, or one trained on the
+    pwc train split the same way (train_mix) when the artifact has none (area)."""
+    if aspect in artifact.adapters:
+        return (lambda d: artifact.apply(aspect, generic.encode(d))), {"shipped": artifact.version}
+    if log:
+        log(f"pwc/{aspect}: no shipped adapter, training one on pwc train")
+    return train_mix(generic, aspect, [docs[i] for i in tr], [labels[i] for i in tr],
+                     [docs[i] for i in va], [labels[i] for i in va])
