@@ -149,7 +149,7 @@ def _ids(raw: object, name: str, limit: int, errors: dict[str, str]) -> list[int
     for value in values:
         pid = paper_id(value)
         if pid is None:
-            errors[name] = f"{value!r} is not a paper id (a whole number above 0)"
+            errors[name] = f"{str(value)!r} is not a paper id (a whole number above 0)"
             return []
         ids.append(pid)
     if len(ids) > limit:
@@ -212,7 +212,7 @@ def _k(raw: object, default: int, errors: dict[str, str]) -> int:
     if raw is None or raw == "":
         return default
     if isinstance(raw, (bool, float)):
-        errors["k"] = f"{raw!r} is not a whole number"
+        errors["k"] = f"{str(raw)!r} is not a whole number"
         return default
     return parse_k(str(raw).strip(), errors, default=default)
 
