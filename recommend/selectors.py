@@ -212,6 +212,8 @@ def recommend(request: RecommendRequest) -> SearchResult:
     z-scored over them plus the shared names (_concept_scores), as "similar" does; the score
     shown stays the vector's. Candidates come from each weighted aspect's planner (so filters
     are honoured and never come back short) or, when given, from the caller's list (rerank).
+    The request's shape is checked by recommend.params.parse_recommend; here what depends on
+    the data: active spaces for the aspects, existing example papers (else InvalidParams).
     """
     errors: dict[str, str] = {}
     spaces = active_aspects()

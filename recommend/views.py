@@ -4,6 +4,8 @@ htmx requests for a tab get just the changed fragment."""
 
 from __future__ import annotations
 
+import math
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -80,7 +82,9 @@ def _weights_as_given(request: HttpRequest, aspects: list[str]) -> dict[str, flo
     out = {}
     for aspect in aspects:
         try:
-            out[aspect] = float(request.GET.get(WEIGHT_PREFIX + aspect, ""))
+            weight = float(request.GET.get(WEIGHT_PREFIX + aspect, ""))
         except ValueError:
             continue
+        if math.isfinite(weight):
+            out[aspect] = weight
     return out
