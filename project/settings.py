@@ -269,6 +269,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "recommend.tasks.fit_lexical_if_needed",
         "schedule": timedelta(minutes=10),
     },
+    # The task names' embeddings of "similar by task" (recommend.nearest_names) for a new
+    # model or dictionary version: built here, never in a request (a no-op once built).
+    "build-nearest-names": {
+        "task": "recommend.tasks.build_nearest_names",
+        "schedule": timedelta(minutes=5),
+    },
     # Concepts (task / dataset names found in the text) for papers stored before the current
     # dictionary, and the counts that weigh them.
     "refresh-concepts": {

@@ -2,24 +2,24 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from recommend import api as recommend_api
 from recommend import views as recommend_views
-from recommend.api import RecommendAPI
 from search import api, views
 
 api_v1 = [
     path("api/v1/search", api.SearchAPI.as_view(), name="api-search"),
     path("api/v1/papers", api.PaperListAPI.as_view(), name="api-papers"),
     path("api/v1/papers/<int:id>", api.PaperDetailAPI.as_view(), name="api-paper"),
-    path("api/v1/papers/<int:id>/similar", api.PaperSimilarAPI.as_view(), name="api-similar"),
+    path("api/v1/papers/<int:id>/similar", recommend_api.PaperSimilarAPI.as_view(), name="api-similar"),
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
     path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
-    path("api/v1/recommend", RecommendAPI.as_view(), name="api-recommend"),
+    path("api/v1/recommend", recommend_api.RecommendAPI.as_view(), name="api-recommend"),
     path("api/v1/status", api.StatusAPI.as_view(), name="api-status"),
 ]
 
 urlpatterns = [
     path("", views.search_page, name="search"),
-    path("papers/<int:pk>/", views.paper_page, name="paper"),
+    path("papers/<int:pk>/", recommend_views.paper_page, name="paper"),
     path("recommend/", recommend_views.recommend_page, name="recommend"),
     path("labels/", views.labels_page, name="labels"),
     path("status/embeddings", views.embedding_status, name="embedding-status"),

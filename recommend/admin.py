@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.db import transaction
 
-from recommend import lexical
+from recommend import tasks
 from recommend.models import LexicalModel
 
 
@@ -17,6 +18,7 @@ class LexicalModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Fit the tf-idf vocabulary on the corpus now")
     def fit_now(self, request, queryset):
-        model = lexical.fit_model()
-        self.message_user(request, f"fitted {model}" if model else
-                          f"the corpus has fewer than {lexical.FIT_MIN} papers")
+        # A fit reads up to 50k abstracts: a worker's job, not the request's.
+        transaction.on_commit(tasks.fit_lexical.delay)
+        self.message_user(request, "queued a fit of the tf-idf vocabulary; the new version "
+                          "appears here when a worker has finished it")

@@ -8,7 +8,6 @@ combine them, and explain the result.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,25 +16,19 @@ from django.conf import settings
 from django.db import connection
 
 from recommend import nearest_names, rerank
+from recommend.params import RecommendRequest
 from search import concepts
 from search.models import EmbeddingSpace, Paper
-from search.params import SearchFilters
-from search.vectors import l2_normalise
+from search.params import InvalidParams, SearchFilters
 from search.planner import filter_sql, vector_ranking
 from search.selectors import (
     NotReady, ScoredPaper, SearchResult, active_space, concept_weights, hydrate, stored_vectors,
 )
+from search.vectors import l2_normalise
 
 LABEL_FIELDS = {"task": "tasks", "method": "methods", "dataset": "datasets"}
 # How strongly a negative example pushes its neighbours down (Rocchio-style).
 NEGATIVE_WEIGHT = 0.7
-MAX_EXAMPLES = 50
-
-
-class InvalidRequest(ValueError):
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
 
 
 def active_aspects() -> dict[str, EmbeddingSpace]:
@@ -210,16 +203,6 @@ def _against_examples(candidate, centre, negatives, similarity: Callable[[Any, A
     return score
 
 
-@dataclass
-class RecommendRequest:
-    positive: list[int]
-    negative: list[int] = field(default_factory=list)
-    aspects: dict[str, float] = field(default_factory=lambda: {"generic": 1.0})
-    filters: SearchFilters = field(default_factory=SearchFilters)
-    k: int = 10
-    candidates: list[int] | None = None
-
-
 def recommend(request: RecommendRequest) -> SearchResult:
     """Papers like the positives and unlike the negatives, on the weighted aspects.
 
@@ -229,6 +212,8 @@ def recommend(request: RecommendRequest) -> SearchResult:
     z-scored over them plus the shared names (_concept_scores), as "similar" does; the score
     shown stays the vector's. Candidates come from each weighted aspect's planner (so filters
     are honoured and never come back short) or, when given, from the caller's list (rerank).
+    The request's shape is checked by recommend.params.parse_recommend; here what depends on
+    the data: active spaces for the aspects, existing example papers (else InvalidParams).
     """
     errors: dict[str, str] = {}
     spaces = active_aspects()
@@ -245,7 +230,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
     if unknown:
         errors["papers"] = f"unknown paper id(s): {', '.join(map(str, unknown[:10]))}"
     if errors:
-        raise InvalidRequest(errors)
+        raise InvalidParams(errors)
 
     queries: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
     for aspect in weights:

@@ -1,44 +1,90 @@
-"""The "more like these" page: the same recommend selector as POST /api/v1/recommend."""
+"""HTML views of the recommend app: a paper with its "similar by aspect" tabs, and "more like
+these". The same parsers (recommend.params) and selectors as the API (recommend.api);
+htmx requests for a tab get just the changed fragment."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+import math
+
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from recommend import selectors
+from recommend.params import (
+    DEFAULT_ASPECTS, WEIGHT_PREFIX, SimilarParams, paper_id, parse_recommend, parse_similar,
+)
 from search.models import Paper
-from search.selectors import NotReady, aspect_names
+from search.params import InvalidParams
+from search.selectors import NotReady, aspect_names, paper_get
+from search.views import CONCEPT_KINDS
+
+RECOMMEND_PAGE_K = 20
 
 
-def _ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.isdigit()][: selectors.MAX_EXAMPLES]
+def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
+    paper = paper_get(pk=pk)
+    if paper is None:
+        raise Http404("no such paper")
+    aspects = aspect_names()
+    errors: dict[str, str] = {}
+    try:
+        params = parse_similar(request.GET, aspects=aspects, strict=False)
+    except InvalidParams as exc:
+        errors, params = exc.errors, SimilarParams()
+    similar, notice = None, ""
+    if not errors:
+        try:
+            similar = selectors.paper_similar_explained(
+                paper=paper, aspect=params.aspect, k=params.k, filters=params.filters)
+        except NotReady as exc:
+            notice = str(exc)
+    context = {"paper": paper, "similar": similar, "notice": notice, "errors": errors,
+               "aspect": params.aspect, "aspects": aspects, "concept_kinds": CONCEPT_KINDS}
+    template = "recommend/paper.html#similar" if request.htmx else "recommend/paper.html"
+    return render(request, template, context)
 
 
 def recommend_page(request: HttpRequest) -> HttpResponse:
-    positive, negative = _ids(request.GET.getlist("positive")), _ids(request.GET.getlist("negative"))
     aspects = aspect_names()
-    weights: list[tuple[str, float]] = []
-    for aspect in aspects:
-        raw = request.GET.get(f"w_{aspect}", "")
+    context: dict = {"errors": {}, "notice": "", "result": None}
+    weights = dict(DEFAULT_ASPECTS)
+    if not request.GET.getlist("positive"):
+        context["notice"] = ("Pick papers first: tick them in the search results and choose "
+                             "“More like these”.")
+    else:
         try:
-            weight = min(max(float(raw), 0.0), 1.0) if raw else (1.0 if aspect == "generic" else 0.0)
-        except ValueError:
-            weight = 0.0
-        weights.append((aspect, weight))
-    if not any(w for _, w in weights):
-        weights = [(a, 1.0 if a == "generic" else 0.0) for a in aspects]
-    context: dict = {"weights": weights, "errors": {}, "notice": "", "result": None,
-                     "positives": Paper.objects.filter(pk__in=positive).only("pk", "title"),
-                     "negatives": Paper.objects.filter(pk__in=negative).only("pk", "title")}
-    if not positive:
-        context["notice"] = "Pick papers first: tick them in the search results and choose “More like these”."
-        return render(request, "recommend/recommend.html", context)
-    try:
-        context["result"] = selectors.recommend(selectors.RecommendRequest(
-            positive=positive, negative=negative,
-            aspects={a: w for a, w in weights if w > 0}, k=20))
-    except selectors.InvalidRequest as exc:
-        context["errors"] = exc.errors
-    except NotReady as exc:
-        context["notice"] = str(exc)
+            wanted = parse_recommend(request.GET, aspects=aspects, default_k=RECOMMEND_PAGE_K,
+                                     strict=False)
+            weights = wanted.aspects
+            context["result"] = selectors.recommend(wanted)
+        except InvalidParams as exc:
+            context["errors"] = exc.errors
+            weights = _weights_as_given(request, aspects) or weights
+        except NotReady as exc:
+            context["notice"] = str(exc)
+    # the examples the form carries on (ids that are not ids are dropped: they are reported)
+    positive, negative = _ids(request.GET.getlist("positive")), _ids(request.GET.getlist("negative"))
+    context.update({
+        "weights": [(a, weights.get(a, 0.0)) for a in aspects],
+        "positives": Paper.objects.filter(pk__in=positive).only("pk", "title"),
+        "negatives": Paper.objects.filter(pk__in=negative).only("pk", "title"),
+    })
     return render(request, "recommend/recommend.html", context)
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [pid for pid in map(paper_id, values) if pid is not None]
+
+
+def _weights_as_given(request: HttpRequest, aspects: list[str]) -> dict[str, float]:
+    """The sliders' positions after an error: the numbers given (for display only; the
+    parser said what is wrong with them)."""
+    out = {}
+    for aspect in aspects:
+        try:
+            weight = float(request.GET.get(WEIGHT_PREFIX + aspect, ""))
+        except ValueError:
+            continue
+        if math.isfinite(weight):
+            out[aspect] = weight
+    return out

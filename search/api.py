@@ -18,12 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from recommend.selectors import paper_similar_explained
 from search import selectors, services
 from search.models import Job, Paper
-from search.params import (
-    FILTER_NAMES, PRECISIONS, InvalidParams, parse_filters, parse_k, parse_search_params,
-)
+from search.params import FILTER_NAMES, PRECISIONS, InvalidParams, parse_search_params
 
 
 def exception_handler(exc, context):
@@ -71,7 +68,7 @@ class ResultSerializer(serializers.Serializer):
         return data
 
 
-def _filter_parameters() -> list[OpenApiParameter]:
+def filter_parameters() -> list[OpenApiParameter]:
     many = {"category", "author", "task", "method", "dataset", "concept"}
     described = {"concept": "a task or dataset name found in the text, e.g. "
                             "task:Semantic Segmentation (repeat: papers naming all)"}
@@ -107,7 +104,7 @@ class SearchAPI(APIView):
             OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.3"),
             OpenApiParameter("precision", str, enum=list(PRECISIONS),
                              description="vector precision mode; default set by the operator"),
-            *_filter_parameters(),
+            *filter_parameters(),
         ],
         responses={200: OpenApiTypes.OBJECT},
     )
@@ -137,7 +134,7 @@ class PaperListAPI(APIView):
         return paginator.get_paginated_response(PaperSerializer(page, many=True).data)
 
 
-def _paper_or_404(pk: int) -> Paper:
+def paper_or_404(pk: int) -> Paper:
     paper = selectors.paper_get(pk=pk)
     if paper is None:
         raise NotFound(f"no paper with id {pk}")
@@ -147,34 +144,7 @@ def _paper_or_404(pk: int) -> Paper:
 class PaperDetailAPI(APIView):
     @extend_schema(summary="One paper", responses=PaperSerializer)
     def get(self, request: Request, id: int) -> Response:  # noqa: A002 - the contract's name
-        return Response(PaperSerializer(_paper_or_404(id)).data)
-
-
-class PaperSimilarAPI(APIView):
-    @extend_schema(
-        summary="Papers similar to this one, overall or by aspect",
-        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an aspect the operator added"),
-                    OpenApiParameter("k", int), *_filter_parameters()],
-        responses={200: OpenApiTypes.OBJECT},
-    )
-    def get(self, request: Request, id: int) -> Response:  # noqa: A002
-        paper = _paper_or_404(id)
-        errors: dict[str, str] = {}
-        unknown = set(request.query_params) - {"aspect", "k", "format", *FILTER_NAMES}
-        if unknown:
-            errors["unknown"] = f"unknown parameter(s): {', '.join(sorted(unknown))}"
-        aspect = request.query_params.get("aspect", "generic")
-        known = selectors.aspect_names()
-        if aspect not in known:
-            errors["aspect"] = f"{aspect!r} is not an aspect; use one of {', '.join(known)}"
-        k = parse_k(request.query_params.get("k", ""), errors)
-        filters = parse_filters(request.query_params, errors)
-        if errors:
-            raise InvalidParams(errors)
-        result = paper_similar_explained(paper=paper, aspect=aspect, k=k, filters=filters)
-        body = results_payload(result, request)
-        body.update({"paper": paper.pk, "aspect": aspect})
-        return Response(body)
+        return Response(PaperSerializer(paper_or_404(id)).data)
 
 
 class JobSerializer(serializers.ModelSerializer):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from urllib.parse import urlencode
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from recommend.selectors import paper_similar_explained
 from search import selectors
-from search.params import InvalidParams, SearchFilters, SearchParams, parse_search_params
+from search.params import InvalidParams, SearchParams, parse_search_params
 
 PAGE_STEP = 20
 CONCEPT_KINDS = (("task", "Mentions tasks"), ("dataset", "Mentions datasets"))
@@ -42,26 +41,6 @@ def search_page(request: HttpRequest) -> HttpResponse:
         },
     }
     template = "search/search.html#body" if request.htmx else "search/search.html"
-    return render(request, template, context)
-
-
-def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
-    paper = selectors.paper_get(pk=pk)
-    if paper is None:
-        raise Http404("no such paper")
-    aspect = request.GET.get("aspect", "generic")
-    aspects = selectors.aspect_names()
-    similar, notice = None, ""
-    if aspect not in aspects:
-        notice, aspect = f"unknown aspect {aspect!r}; showing overall similarity", "generic"
-    try:
-        similar = paper_similar_explained(paper=paper, aspect=aspect, k=10,
-                                          filters=SearchFilters())
-    except selectors.NotReady as exc:
-        notice = str(exc)
-    context = {"paper": paper, "similar": similar, "notice": notice, "aspect": aspect,
-               "aspects": aspects, "concept_kinds": CONCEPT_KINDS}
-    template = "search/paper.html#similar" if request.htmx else "search/paper.html"
     return render(request, template, context)
 
 

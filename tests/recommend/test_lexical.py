@@ -169,7 +169,7 @@ def test_similar_adds_the_names_nearest_both_papers_to_the_names_they_share(corp
     assert any(r["explanation"].get("both_about") for r in body["results"])
 
 
-def test_a_paper_that_names_no_task_is_ranked_by_its_nearest_names(corpus, settings):
+def test_a_paper_that_names_no_task_is_ranked_by_its_nearest_names(corpus, built_names, settings):
     # found names all zero: the nearest names alone move the order (was a numpy casting error)
     settings.RERANK_WEIGHTS = {**settings.RERANK_WEIGHTS,
                                "task": {"words": 0.0, "concepts": 4.0, "kinds": ("task",), "nearest": 1.0}}

@@ -88,29 +88,6 @@ def test_paper_detail_and_lookup_by_arxiv_id(client, corpus):
     assert client.get("/api/v1/papers/999999").status_code == 404
 
 
-def test_similar_excludes_the_paper_itself_and_validates_input(client, corpus):
-    paper = Paper.objects.get(arxiv_id="2503.22698")
-
-    body = client.get(f"/api/v1/papers/{paper.pk}/similar", {"k": 5}).json()
-    bad_aspect = client.get(f"/api/v1/papers/{paper.pk}/similar", {"aspect": "colour"})
-
-    assert len(body["results"]) == 5 and paper.pk not in [r["id"] for r in body["results"]]
-    assert body["aspect"] == "generic"
-    assert bad_aspect.status_code == 400 and "aspect" in bad_aspect.json()["errors"]
-    assert client.get("/api/v1/papers/999999/similar").status_code == 404
-
-
-def test_similar_for_a_paper_not_yet_embedded_is_a_409(client, corpus, tmp_path):
-    path = tmp_path / "new.jsonl"
-    path.write_text('{"arxiv_id": "2502.00001", "title": "Fresh", "abstract": "Just in."}\n')
-    services.papers_ingest_file(path=path)
-    fresh = Paper.objects.get(arxiv_id="2502.00001")
-
-    response = client.get(f"/api/v1/papers/{fresh.pk}/similar")
-
-    assert response.status_code == 409 and "not been computed" in response.json()["detail"]
-
-
 def test_ingest_needs_a_staff_token(client, fixtures_dir):
     with open(fixtures_dir / "kaggle-sample.json", "rb") as handle:
         anonymous = client.post("/api/v1/ingest", {"file": handle}, format="multipart")

@@ -39,6 +39,7 @@ def test_the_names_nearest_a_paper_say_what_it_is_about_without_naming_it():
         "Reinforcement Learning": "Playing Atari with deep networks. We present the first deep learning "
         "model to learn control policies directly from high-dimensional sensory input.",
     }
+    nearest_names.build("task", model)  # the worker's job (requests never build them)
     for task, text in about.items():
         [found] = nearest_names.nearest(get_encoder(model).encode([text]), "task", model)
         assert 1 <= len(found) <= nearest_names.NEAREST_TOP
