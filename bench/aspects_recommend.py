@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from bench.aspect_methods import GenericMethod
-from bench.aspects import MINILM, concept_index
+from bench.aspects import MINILM, concept_index, nearest_task_weights
 from bench.common import (
     OUT,
     PWC,
@@ -109,9 +109,7 @@ def shipped_weights(aspect):
 
 def nearest(G):
     """Nearest task names' weights of generic vectors G (torch MiniLM, as G)."""
-    from recommend import nearest_names
-
-    return nearest_names.weights(G, "task", MINILM)
+    return nearest_task_weights(G)
 
 
 def run(command, **_):

@@ -25,7 +25,7 @@ RETRY = {
     "max_retries": 5,
     "acks_late": True,
 }
-EMBED_QUEUE = "celery"
+EMBED_QUEUE = "embed"  # settings.CELERY_TASK_ROUTES sends embed_papers there
 
 
 @shared_task(**RETRY)
