@@ -261,7 +261,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     "fail-stale-jobs": {
         "task": "search.tasks.fail_stale_jobs",
-        "schedule": timedelta(minutes=5),
+        # a job whose worker died is resumed or ended within a minute of its last heartbeat
+        "schedule": timedelta(seconds=env.int("STALLED_JOB_SWEEP_INTERVAL", default=15)),
     },
     # The tf-idf vocabulary of the lexical rerank: fitted once the corpus is big enough,
     # refitted when it has doubled.

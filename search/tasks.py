@@ -114,7 +114,8 @@ SLICE_CHECK_INTERVAL = 15 * 60  # seconds
 
 @shared_task(max_retries=0)
 def fail_stale_jobs() -> int:
-    return services.fail_stale_jobs()
+    """Resume or end jobs whose worker is gone (services.jobs.recover_stalled_jobs)."""
+    return services.recover_stalled_jobs()
 
 
 @shared_task(max_retries=0)

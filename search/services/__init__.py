@@ -50,6 +50,7 @@ from search.services.indexes import (  # noqa: F401 - re-exported
 from search.services.jobs import (  # noqa: F401 - re-exported
     JobFailed,
     fail_stale_jobs,
+    recover_stalled_jobs,
     job_queue,
     job_run,
     job_to_run,

@@ -156,25 +156,47 @@ class IngestReport:
     unchanged: int = 0
     errors: list[dict] = field(default_factory=list)
     error_count: int = 0
+    last_line: int = 0  # the last line of the file whose batch is committed
 
     def as_stats(self) -> dict:
         return {"rows": self.rows, "created": self.created, "updated": self.updated,
-                "unchanged": self.unchanged, "failed": self.error_count}
+                "unchanged": self.unchanged, "failed": self.error_count,
+                "last_line": self.last_line}
+
+    @classmethod
+    def resumed(cls, stats: dict, errors: list[dict]) -> IngestReport:
+        """The report of an interrupted run, to go on counting from."""
+        return cls(rows=stats.get("rows", 0), created=stats.get("created", 0),
+                   updated=stats.get("updated", 0), unchanged=stats.get("unchanged", 0),
+                   error_count=stats.get("failed", 0), errors=list(errors),
+                   last_line=stats.get("last_line", 0))
 
 
 def papers_ingest_file(
     *, path: Path, display_name: str | None = None, report: IngestReport | None = None,
     on_progress: Callable[[IngestReport], None] | None = None,
 ) -> IngestReport:
-    """Ingest one file in batches; bad rows are reported with their line, good rows go in."""
+    """Ingest one file in batches; bad rows are reported with their line, good rows go in.
+
+    With a `report` from an interrupted run, lines up to its `last_line` are skipped (they
+    are committed and counted). `on_progress` runs inside each batch's transaction, so what
+    it records (the job's progress and resume point) commits together with the batch."""
     report = report or IngestReport()
     name = display_name or path.name
+    resume_after = report.last_line
     pending: list[tuple[int, PaperRecord]] = []
+    line = 0
 
     def flush() -> None:
-        if not pending:
-            return
-        records = [r for _, r in pending]
+        with transaction.atomic():
+            if pending:
+                _store(pending)
+            report.last_line = line
+            if on_progress:
+                on_progress(report)
+
+    def _store(batch: list[tuple[int, PaperRecord]]) -> None:
+        records = [r for _, r in batch]
         try:
             result = papers_upsert(records=records)
         except (IntegrityError, DataError):
@@ -196,12 +218,13 @@ def papers_ingest_file(
         report.updated += result.updated
         report.unchanged += result.unchanged
         for index, message in result.errors:
-            _add_error(report, name, pending[index][0], message)
-        pending.clear()
-        if on_progress:
-            on_progress(report)
+            _add_error(report, name, batch[index][0], message)
+        batch.clear()
 
     for row in read_rows(path):
+        line = row.line
+        if row.line <= resume_after:
+            continue  # committed by the interrupted run (read again: duplicates need them)
         report.rows += 1
         if row.error is not None:
             _add_error(report, name, row.line, row.error)
@@ -230,26 +253,26 @@ def ingest_job_create(*, path: Path, display_name: str, user=None) -> Job:
 
 
 def ingest_job_run(*, job: Job) -> Job:
-    """Run an ingestion job: counts rows first (for the progress bar), then ingests."""
+    """Run an ingestion job: counts rows first (for the progress bar), then ingests; a resumed
+    job goes on after the last batch its earlier run committed."""
     path = Path(job.params["path"])
     name = job.params.get("file", path.name)
+    earlier = IngestReport.resumed(job.stats, job.errors) if job.stats else None
 
     def ingest(progress: JobProgress) -> dict:
-        try:
-            total = count_rows(path)
-        except (OSError, EOFError, UnicodeDecodeError):
-            total = 0
+        total = job.total or count_rows(path)
         progress(total=total)
 
         def save_progress(report: IngestReport) -> None:
             progress(processed=report.rows, stats=report.as_stats(), errors=report.errors)
 
-        report = papers_ingest_file(path=path, display_name=name, on_progress=save_progress)
+        report = papers_ingest_file(path=path, display_name=name, report=earlier,
+                                    on_progress=save_progress)
         return {"processed": report.rows, "total": max(total, report.rows),
                 "stats": report.as_stats(), "errors": report.errors,
                 "message": f"{report.created} created, {report.updated} updated, "
                            f"{report.unchanged} unchanged, {report.error_count} rows rejected"}
 
-    job = job_run(job=job, work=ingest)
+    job = job_run(job=job, work=ingest)  # a lost database raises: the file stays for the resume
     path.unlink(missing_ok=True)
     return job

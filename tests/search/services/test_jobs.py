@@ -126,5 +126,81 @@ def test_a_build_left_running_by_a_dead_worker_is_failed_with_a_fitting_message(
 
     build.refresh_from_db(), ingest.refresh_from_db()
     assert build.status == ingest.status == Job.Status.FAILED
-    assert "resumes" in build.message and "re-submit the file" in ingest.message
+    assert "resumes" in build.message and "re-submitting the file is safe" in ingest.message
     assert not services.space_code_job_pending(embedded)
+
+def _papers_file(tmp_path, n: int):
+    import json
+
+    path = tmp_path / "upload.jsonl"
+    path.write_text("\n".join(json.dumps({"arxiv_id": f"2504.{i:05d}", "title": f"Paper {i}",
+                                          "abstract": f"About sonar {i}."})
+                              for i in range(1, n + 1)) + "\n")
+    return path
+
+
+def test_a_job_that_lost_its_database_resumes_after_its_last_batch_with_exact_counts(
+        tmp_path, monkeypatch):
+    """Batch 2 of 3 fails as if Postgres shut down (a trigger raises SQLSTATE 57P01, which
+    the driver reports as a lost server); the sweep resumes the job and it ends with every row
+    in once and the counts of one uninterrupted run."""
+    from datetime import timedelta
+
+    from django.db import OperationalError, connection
+    from django.utils import timezone
+
+    from search.services import papers as papers_service
+    from search.services.jobs import recover_stalled_jobs
+
+    monkeypatch.setattr(papers_service, "INGEST_BATCH", 500)
+    job = services.ingest_job_create(path=_papers_file(tmp_path, 1200), display_name="upload")
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            CREATE FUNCTION fail_like_a_shutdown() RETURNS trigger AS $$ BEGIN
+              RAISE EXCEPTION 'terminating connection' USING ERRCODE = '57P01';
+            END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER shutdown_on_700 BEFORE INSERT ON search_paper FOR EACH ROW
+              WHEN (NEW.arxiv_id = '2504.00700') EXECUTE FUNCTION fail_like_a_shutdown();""")
+
+    with pytest.raises(OperationalError):
+        services.ingest_job_run(job=job_to_run(job.pk))
+
+    job.refresh_from_db()
+    assert job.status == Job.Status.RUNNING and job.stats["last_line"] == 500
+    assert Paper.objects.count() == 500
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER shutdown_on_700 ON search_paper")
+    # the task's retries ran out meanwhile (nothing claimed it): no heartbeat for two minutes
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
+
+    assert recover_stalled_jobs() == 1
+    job.refresh_from_db()
+    assert job.status == Job.Status.QUEUED and "resuming" in job.message
+    done = services.ingest_job_run(job=job_to_run(job.pk))
+
+    assert done.status == Job.Status.DONE
+    assert (done.stats["created"], done.stats["unchanged"], done.stats["rows"]) == (1200, 0, 1200)
+    assert not (tmp_path / "upload.jsonl").exists()  # kept until the job ended, then removed
+    assert Paper.objects.count() == 1200
+
+
+def test_a_job_whose_work_has_a_bug_fails_at_once_saying_resubmitting_is_safe(tmp_path):
+    job = Job.objects.create(kind=Job.Kind.INGEST)
+
+    def work(progress):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    ended = job_run(job=job, work=work)
+
+    assert ended.status == Job.Status.FAILED and ended.finished_at is not None
+    assert "RecursionError" in ended.message and "re-submitting the file is safe" in ended.message
+
+
+def test_a_running_job_with_a_live_heartbeat_is_not_claimed_twice():
+    from django.utils import timezone
+
+    job = Job.objects.create(kind=Job.Kind.INGEST, status=Job.Status.RUNNING,
+                             started_at=timezone.now(), heartbeat_at=timezone.now())
+
+    assert job_to_run(job.pk) is None
+    assert services.recover_stalled_jobs() == 0
