@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from django.views.debug import SafeExceptionReporterFilter
 
 
@@ -14,3 +16,16 @@ class SecretsHiddenFilter(SafeExceptionReporterFilter):
         r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|_URL$|DSN|DATABASE|BROKER|CREDENTIAL",
         flags=re.IGNORECASE,
     )
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no such endpoint or object: {request.path}"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "internal error; it is logged, and the request can be "
+                                       "retried"}, status=500)
+    return defaults.server_error(request)

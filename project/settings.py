@@ -252,6 +252,11 @@ CELERY_TASK_ROUTES = {
     "search.tasks.ingest_job_run": {"queue": "ingest"},
     "search.tasks.embed_papers": {"queue": "embed"},
 }
+# Queued by search after an ingestion changed the corpus (by name: search imports none of
+# them); the periodic entries below are the safety net.
+CORPUS_CHANGED_TASKS = env.list("CORPUS_CHANGED_TASKS", default=[
+    "search.tasks.refresh_concepts", "recommend.tasks.fit_lexical_if_needed",
+    "recommend.tasks.build_nearest_names"])
 CELERY_BEAT_SCHEDULE = {
     # The safety net: anything without a current embedding (a killed worker, a lost message,
     # a restarted database) is queued again.

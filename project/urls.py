@@ -14,7 +14,7 @@ api_v1 = [
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
     path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
     path("api/v1/recommend", recommend_api.RecommendAPI.as_view(), name="api-recommend"),
-    path("api/v1/status", api.StatusAPI.as_view(), name="api-status"),
+    path("api/v1/status", recommend_api.StatusAPI.as_view(), name="api-status"),
 ]
 
 urlpatterns = [
@@ -28,3 +28,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *api_v1,
 ]
+
+# JSON under /api/ (a client parsing JSON must not get Django's HTML page), HTML elsewhere
+handler404 = "project.errors.not_found"
+handler500 = "project.errors.server_error"

@@ -14,7 +14,11 @@ from recommend import selectors
 from recommend.params import (
     MAX_CANDIDATES, MAX_EXAMPLES, MAX_WEIGHT, parse_recommend, parse_similar,
 )
+from recommend import lexical, nearest_names
+from search import selectors as search_selectors
 from search.api import filter_parameters, paper_or_404, results_payload
+from search.api_docs import errors, k_parameter
+from search.models import Paper
 from search.params import FILTER_NAMES, MAX_K
 from search.selectors import aspect_names
 
@@ -23,9 +27,9 @@ class PaperSimilarAPI(APIView):
     @extend_schema(
         summary="Papers similar to this one, overall or by aspect",
         parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an aspect the operator added"),
-                    OpenApiParameter("k", int, description=f"number of results, 1-{MAX_K} (default 10)"),
+                    k_parameter(),
                     *filter_parameters()],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 404, 409)},
     )
     def get(self, request: Request, id: int) -> Response:  # noqa: A002 - the contract's name
         paper = paper_or_404(id)
@@ -60,7 +64,7 @@ class RecommendAPI(APIView):
     @extend_schema(
         summary="Recommend papers from positive and negative examples, weighted by aspect",
         request=RecommendInput,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 409)},
         examples=[OpenApiExample("same method as 12, unlike 40", value={
             "positive": [12], "negative": [40], "aspects": {"method": 1.0},
             "filters": {"published_after": "2025-01-01"}, "k": 10})],
@@ -68,3 +72,37 @@ class RecommendAPI(APIView):
     def post(self, request: Request) -> Response:
         wanted = parse_recommend(request.data, aspects=aspect_names())
         return Response(results_payload(selectors.recommend(wanted), request))
+
+
+class StatusAPI(APIView):
+    """Served by recommend because it reports on both apps: the corpus and its vectors
+    (search) and what the rankings still wait for (here)."""
+
+    @extend_schema(summary="Corpus size, embedding coverage per space, and what is still being "
+                           "prepared", responses={200: OpenApiTypes.OBJECT, **errors()})
+    def get(self, request: Request) -> Response:
+        coverage = search_selectors.embedding_coverage()
+        return Response({
+            "papers": Paper.objects.count(),
+            "spaces": [{"name": c.space, "aspect": c.aspect, "active": c.active,
+                        "embedded": c.embedded, "total": c.total, "percent": c.percent}
+                       for c in coverage],
+            "preparing": preparing(coverage),
+        })
+
+
+def preparing(coverage) -> list[str]:
+    """What a fresh or growing instance is still computing, in words: until these are done,
+    rankings differ from a settled instance's."""
+    from django.conf import settings
+
+    waiting = [f"vectors of {c.space}: {c.embedded} of {c.total}" for c in coverage
+               if c.active and not c.complete]
+    if lexical.needs_fit():
+        waiting.append("the word model of the word rerank (fitted once the corpus has "
+                       f"{lexical.FIT_MIN} papers, refitted when it doubles)")
+    if search_selectors.concept_counts_pending():
+        waiting.append("the counts of task / dataset names (weighing shared names)")
+    if not nearest_names.is_built("task", settings.EMBEDDING_MODEL):
+        waiting.append("the embeddings of task names (the 'both about' part of explanations)")
+    return waiting

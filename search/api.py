@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from search import selectors, services
+from search.api_docs import errors, k_parameter, paginated
 from search.models import Job, Paper
 from search.params import FILTER_NAMES, PRECISIONS, InvalidParams, parse_search_params
 
@@ -99,14 +100,14 @@ class SearchAPI(APIView):
         parameters=[
             OpenApiParameter("q", str, description="query; supports au:, cat:, year:, venue:, "
                              "task:, method:, dataset: terms and websearch syntax for keywords"),
-            OpenApiParameter("k", int, description="number of results, 1-100 (default 10)"),
+            k_parameter(),
             OpenApiParameter("mode", str, enum=["semantic", "keyword", "hybrid"]),
             OpenApiParameter("semantic_weight", float, description="hybrid: 0..1, default 0.3"),
             OpenApiParameter("precision", str, enum=list(PRECISIONS),
                              description="vector precision mode; default set by the operator"),
             *filter_parameters(),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **errors(400, 409)},
     )
     def get(self, request: Request) -> Response:
         params = parse_search_params(request.query_params)
@@ -121,7 +122,7 @@ class PaperListAPI(APIView):
         summary="List papers (newest first), or look one up by arXiv id / DOI",
         parameters=[OpenApiParameter("arxiv_id", str), OpenApiParameter("doi", str),
                     OpenApiParameter("page", int)],
-        responses=PaperSerializer(many=True),
+        responses={200: paginated(PaperSerializer, "PaperPage"), **errors(400, 404)},
     )
     def get(self, request: Request) -> Response:
         unknown = set(request.query_params) - {"arxiv_id", "doi", "page", "format"}
@@ -142,7 +143,7 @@ def paper_or_404(pk: int) -> Paper:
 
 
 class PaperDetailAPI(APIView):
-    @extend_schema(summary="One paper", responses=PaperSerializer)
+    @extend_schema(summary="One paper", responses={200: PaperSerializer, **errors(404)})
     def get(self, request: Request, id: int) -> Response:  # noqa: A002 - the contract's name
         return Response(PaperSerializer(paper_or_404(id)).data)
 
@@ -164,9 +165,18 @@ class IngestAPI(APIView):
         summary="Upload a papers file (arXiv daily JSONL, Kaggle arXiv snapshot, or Paperscope "
                 "JSONL; optionally gzipped); returns the job that ingests it",
         request=inline_serializer("IngestUpload", {"file": serializers.FileField()}),
-        responses={202: JobSerializer},
+        responses={202: JobSerializer, **errors(400, 401, 403, 413)},
     )
     def post(self, request: Request) -> Response:
+        limit = settings.INGEST_MAX_UPLOAD_BYTES
+        try:
+            announced = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            announced = 0
+        if announced > limit + 64 * 1024:  # (multipart framing on top of the file)
+            # refused from the header, before a byte of the body is read or spooled to disk
+            return Response({"detail": f"the upload is larger than {limit // 2**20} MiB"},
+                            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": "attach the papers file as multipart field 'file'"})
@@ -185,22 +195,13 @@ class IngestAPI(APIView):
 
 
 class JobDetailAPI(APIView):
-    @extend_schema(summary="Progress and per-row errors of a job", responses=JobSerializer)
+    # staff only: a job shows uploaded file names and their rows' errors
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(summary="Progress and per-row errors of a job (staff)",
+                   responses={200: JobSerializer, **errors(401, 403, 404)})
     def get(self, request: Request, id: int) -> Response:  # noqa: A002
         job = selectors.job_get(pk=id)
         if job is None:
             raise NotFound(f"no job with id {id}")
         return Response(JobSerializer(job).data)
-
-
-class StatusAPI(APIView):
-    @extend_schema(summary="Corpus size and embedding coverage per space",
-                   responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: Request) -> Response:
-        coverage = selectors.embedding_coverage()
-        return Response({
-            "papers": Paper.objects.count(),
-            "spaces": [{"name": c.space, "aspect": c.aspect, "active": c.active,
-                        "embedded": c.embedded, "total": c.total, "percent": c.percent}
-                       for c in coverage],
-        })

@@ -250,6 +250,13 @@ def paper_list(*, arxiv_id: str = "", doi: str = ""):
     return qs
 
 
+def concept_counts_pending() -> bool:
+    """The counts that weigh shared task / dataset names are missing or out of date."""
+    from search.services.concepts import concept_stats_needed
+
+    return concept_stats_needed()
+
+
 def job_get(*, pk: int) -> Job | None:
     return Job.objects.filter(pk=pk).first()
 

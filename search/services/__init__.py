@@ -57,6 +57,7 @@ from search.services.jobs import (  # noqa: F401 - re-exported
 )
 from search.services.papers import (  # noqa: F401 - re-exported
     INGEST_BATCH,
+    announce_corpus_changed,
     MAX_JOB_ERRORS,
     IngestReport,
     UpsertResult,

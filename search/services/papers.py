@@ -3,10 +3,12 @@ batches with line-numbered errors, and the ingestion job around an uploaded file
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,6 +20,7 @@ from search.models import Job, Paper
 from search.services.embedding import queue_embedding
 from search.services.jobs import JobProgress, job_queue, job_run
 
+log = logging.getLogger(__name__)
 MAX_JOB_ERRORS = 500
 INGEST_BATCH = 500
 _LABEL_FIELDS = ("authors", "categories", "venue", "tasks", "methods", "datasets", "source_url")
@@ -275,4 +278,23 @@ def ingest_job_run(*, job: Job) -> Job:
 
     job = job_run(job=job, work=ingest)  # a lost database raises: the file stays for the resume
     path.unlink(missing_ok=True)
+    if job.stats.get("created") or job.stats.get("updated"):
+        announce_corpus_changed()
     return job
+
+
+def announce_corpus_changed() -> None:
+    """Queue what follows the corpus (settings.CORPUS_CHANGED_TASKS: the word model, the name
+    counts, ...) now, not at the next periodic run: a fresh instance ranks as a settled one
+    as soon as those are done. Sent by task name, so search imports none of them; each task
+    decides itself whether there is anything to do."""
+    from celery import current_app
+
+    def send() -> None:
+        for name in settings.CORPUS_CHANGED_TASKS:
+            try:
+                current_app.send_task(name)
+            except Exception as exc:  # the broker is down: the periodic runs catch up
+                log.warning("could not queue %s: %s", name, exc)
+
+    transaction.on_commit(send)

@@ -39,3 +39,10 @@ def test_a_json_body_with_a_nul_is_refused():
 
 def test_ordinary_requests_pass():
     assert Client().get("/api/v1/search?q=sonar").status_code == 200
+
+
+def test_unknown_api_paths_answer_json_404():
+    response = Client().get("/api/v1/jobs/abc")
+
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert Client().get("/no-such-page/").status_code == 404

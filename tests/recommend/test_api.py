@@ -90,3 +90,12 @@ def test_the_schema_describes_the_recommend_request(client, db):
     assert fields["properties"]["aspects"]["additionalProperties"]["maximum"] == 100
     similar = schema["paths"]["/api/v1/papers/{id}/similar"]["get"]["parameters"]
     assert {"aspect", "k", "published_after", "category"} <= {p["name"] for p in similar}
+
+
+def test_status_says_what_a_fresh_instance_is_still_preparing(db):
+    from rest_framework.test import APIClient
+
+    body = APIClient().get("/api/v1/status").json()
+
+    assert isinstance(body["preparing"], list)
+    assert any("task names" in item for item in body["preparing"])  # nothing built in a test db

@@ -120,7 +120,13 @@ def test_staff_ingest_runs_as_a_job_with_progress_and_row_errors(celery_worker, 
     assert job["stats"]["created"] == 3 and job["stats"]["failed"] == 5
     assert [e["line"] for e in job["errors"]] == [2, 3, 4, 6, 7]
     assert Paper.objects.count() == 3
-    assert APIClient().get("/api/v1/jobs/999999").status_code == 404
+    assert staff.get("/api/v1/jobs/999999").status_code == 404
+    assert APIClient().get(f"/api/v1/jobs/{job_id}").status_code == 401  # file names, errors: staff
+    assert APIClient().get("/api/v1/jobs/abc").json()["detail"].startswith("no such")
+    # the new papers' name counts are queued by the ingestion, not left to the periodic job
+    from search.models import ConceptStats
+
+    wait_for(lambda: ConceptStats.objects.filter(papers=3).exists(), timeout=30)
 
 
 def test_staff_see_the_query_plan(corpus):

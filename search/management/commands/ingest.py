@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from search.ingest import count_rows
-from search.services import IngestReport, papers_ingest_file
+from search.services import IngestReport, announce_corpus_changed, papers_ingest_file
 
 
 class Command(BaseCommand):
@@ -32,6 +32,8 @@ class Command(BaseCommand):
                 self.stderr.write(f"... and {report.error_count - len(report.errors)} more errors")
             for name in ("rows", "created", "updated", "unchanged", "error_count"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
+        if total.created or total.updated:
+            announce_corpus_changed()
         self.stdout.write(
             f"{total.rows} rows: {total.created} new, {total.updated} updated, "
             f"{total.unchanged} unchanged, {total.error_count} rejected"
