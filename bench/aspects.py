@@ -110,8 +110,6 @@ def concept_index(papers):
 def concept_terms(papers, aspect, generic):
     """{kinds: (found names' cosine, nearest names' cosine or None, λ)} (papers x papers) for
     the aspect's kind choices; the nearest names' cosine is computed once, not once per λ."""
-    from recommend import nearest_names
-
     idx, out, near = concept_index(papers), {}, None
     for kinds in KIND_CHOICES[aspect]:
         has_near = kinds[-1].startswith("near")

@@ -12,7 +12,11 @@ from rest_framework.views import APIView
 
 from recommend import selectors
 from recommend.params import (
-    MAX_CANDIDATES, MAX_EXAMPLES, MAX_WEIGHT, parse_recommend, parse_similar,
+    MAX_CANDIDATES,
+    MAX_EXAMPLES,
+    MAX_WEIGHT,
+    parse_recommend,
+    parse_similar,
 )
 from search.api import filter_parameters, paper_or_404, results_payload
 from search.params import FILTER_NAMES, MAX_K

@@ -22,7 +22,13 @@ from search.models import EmbeddingSpace, Paper
 from search.params import InvalidParams, SearchFilters
 from search.planner import filter_sql, vector_ranking
 from search.selectors import (
-    NotReady, ScoredPaper, SearchResult, active_space, concept_weights, hydrate, stored_vectors,
+    NotReady,
+    ScoredPaper,
+    SearchResult,
+    active_space,
+    concept_weights,
+    hydrate,
+    stored_vectors,
 )
 from search.vectors import l2_normalise
 
@@ -154,7 +160,7 @@ def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: S
     idf = concept_weights().idf
     found = dict(Paper.objects.filter(pk__in=[*request.positive, *request.negative, *pool])
                  .values_list("pk", "concepts"))
-    out = {pid: 0.0 for pid in pool}
+    out = dict.fromkeys(pool, 0.0)
     near: dict[int, float] | None = None
     for aspect, w in signals.items():
         def vector(pid, kinds=tuple(w["kinds"])):
@@ -264,7 +270,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
         pool = sorted(pool_set)
 
     total_weight = sum(weights.values())
-    scores = {pid: 0.0 for pid in pool}
+    scores = dict.fromkeys(pool, 0.0)
     for aspect, (centre, negatives) in queries.items():
         vectors = stored_vectors(spaces[aspect], pool)
         for pid in pool:

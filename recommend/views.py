@@ -11,7 +11,12 @@ from django.shortcuts import render
 
 from recommend import selectors
 from recommend.params import (
-    DEFAULT_ASPECTS, WEIGHT_PREFIX, SimilarParams, paper_id, parse_recommend, parse_similar,
+    DEFAULT_ASPECTS,
+    WEIGHT_PREFIX,
+    SimilarParams,
+    paper_id,
+    parse_recommend,
+    parse_similar,
 )
 from search.models import Paper
 from search.params import InvalidParams

@@ -7,9 +7,9 @@ an `InvalidParams` carrying one clear message per offending field.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Mapping, Sequence
 
 from search import concepts
 

@@ -4,9 +4,10 @@ graphs that exist; an index path that comes back short is completed by exact ran
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings

@@ -4,8 +4,9 @@ runs is decided in search.planner.decide."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings

@@ -7,7 +7,11 @@ import pytest
 from django.http import QueryDict
 
 from recommend.params import (
-    MAX_EXAMPLES, RecommendRequest, SimilarParams, parse_recommend, parse_similar,
+    MAX_EXAMPLES,
+    RecommendRequest,
+    SimilarParams,
+    parse_recommend,
+    parse_similar,
 )
 from search.params import InvalidParams, SearchFilters
 
