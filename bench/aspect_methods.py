@@ -181,7 +181,7 @@ class SentenceSelectMethod(AspectMethod):
         if self.mode == "text":
             parsed = self._sentences(docs)
             texts = []
-            for d, (ss, E) in zip(docs, parsed):
+            for d, (ss, E) in zip(docs, parsed, strict=True):
                 sel = " ".join(ss[i] for i in self._select_idx(ss, E, aspect))
                 texts.append((normalize_ws(d["title"]) + ". " + sel) if self.include_title else sel)
             return l2n(self.encoder.encode(texts))

@@ -313,7 +313,8 @@ def scirex(pools, generic, pwc_papers, quick):
             ship = ("adapter-mix" if "adapter-mix" in m else "generic", aspect)
             ws = tune(pools, {s: M[np.ix_(va, va)] for s, M in m.items()}, sub_terms(terms, va),
                       *relevance_from_labels(vlab, vlab, True), bs, (aspect, "scirex", ship[0]))
-            rel_all = [r - {int(q)} for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te)]
+            rel_all = [r - {int(q)}
+                       for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te, strict=True)]
             key = f"scirex/{aspect} (corpus)"
             r = out.setdefault(key, {"pq": {}, "w": {}})
             for f, pq in test(pools, {s: M[te] for s, M in m.items()}, sub_terms(terms, te, np.arange(n)),

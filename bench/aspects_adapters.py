@@ -213,7 +213,7 @@ def run_scirex(enc, seed, k_folds=5):
             # test: queries = test fold; candidates = all papers (slice for the fold pool)
             rel_all, _ = relevance_from_labels(labs(te), lab, same_items=False)
             ex_all = [{int(q)} for q in te]
-            rel_all = [r - {int(q)} for r, q in zip(rel_all, te)]
+            rel_all = [r - {int(q)} for r, q in zip(rel_all, te, strict=True)]
             pos = {int(q): j for j, q in enumerate(te)}
             rel_fold = [{pos[c] for c in r if c in pos} for r in rel_all]
             ex_fold = [{j} for j in range(len(te))]

@@ -70,7 +70,7 @@ def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, **_):
     # them all at 1M): a few vectors between two queries, not measured, through each
     # filter's plan. Without it the first pass measured first touches (cs.CV at 1M: p95
     # 3.6x in the main pass, 0.9x in the sweep that followed).
-    for a, b in zip(queries[:5], queries[1:6]):
+    for a, b in zip(queries[:5], queries[1:6], strict=False):
         blend = (a + b) / np.linalg.norm(a + b)
         for chosen in filters:
             planner.vector_ranking(space=space, vector=blend, k=K, filters=chosen["filters"])

@@ -100,7 +100,7 @@ def eval_scirex(methods, k_folds=5):
     for _, _, te in scirex_folds(len(docs), k_folds, SEED):  # as aspects-adapters: queries = test fold, per-query results pooled over folds
         for aspect, lab in labels.items():
             rel_all, _ = relevance_from_labels([lab[i] for i in te], lab, same_items=False)
-            rel_all = [r - {int(q)} for r, q in zip(rel_all, te)]
+            rel_all = [r - {int(q)} for r, q in zip(rel_all, te, strict=True)]
             pos = {int(q): j for j, q in enumerate(te)}
             rel_fold = [{pos[c] for c in r if c in pos} for r in rel_all]
             for m, meth in methods.items():

@@ -163,6 +163,6 @@ def copy_papers(rows: list[tuple], vectors: np.ndarray, space: EmbeddingSpace) -
         extra = [r[0] for r in cur.fetchall()]
         columns = ", ".join(EMBEDDING_COLUMNS + tuple(extra))
         with cur.copy(f"COPY search_paperembedding ({columns}) FROM STDIN") as copy:
-            for row, literal, bit in zip(rows, floats, bits):
+            for row, literal, bit in zip(rows, floats, bits, strict=True):
                 copy.write_row((row[0], space.pk, literal, literal, bit, row[8], now,
                                 *["[]"] * len(extra)))

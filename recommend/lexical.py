@@ -100,5 +100,6 @@ def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]
     shared = []
     for i in range(len(texts)):
         both = matrix[1 + i].multiply(query).tocoo()
-        shared.append([str(fitted.terms[c]) for _, c in sorted(zip(both.data, both.col), reverse=True)[:5]])
+        top = sorted(zip(both.data, both.col, strict=True), reverse=True)[:5]
+        shared.append([str(fitted.terms[c]) for _, c in top])
     return cosines, shared

@@ -45,7 +45,7 @@ def nearest_weights(ids: Sequence[int]) -> dict[int, np.ndarray]:
         return {}
     found = list(vectors)
     rows = nearest_names.weights(np.vstack([vectors[pid] for pid in found]), "task", space.model_name)
-    return dict(zip(found, rows))
+    return dict(zip(found, rows, strict=True))
 
 
 def zscore(values: np.ndarray) -> np.ndarray:

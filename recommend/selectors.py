@@ -114,7 +114,8 @@ def _both_about(centre: np.ndarray, vectors: dict[int, np.ndarray], result_ids: 
     present = [pid for pid in result_ids if pid in vectors]
     mine, *theirs = nearest_names.nearest(np.vstack([centre, *[vectors[pid] for pid in present]]),
                                           "task", model_name)
-    return {pid: [concepts.name_of(c) for c in mine if c in set(found)][:3] for pid, found in zip(present, theirs)}
+    return {pid: [concepts.name_of(c) for c in mine if c in set(found)][:3]
+            for pid, found in zip(present, theirs, strict=True)}
 
 
 # --- similar by aspect ----------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
         # "Nearest names": pwc "same task" from two examples 0.405 -> 0.651 MAP@10, SciREX
         # task 0.553 -> 0.638).
         vector = rerank.zscore(np.asarray([scores[pid] for pid in pool]))
-        order = {pid: v + names.get(pid, 0.0) for pid, v in zip(pool, vector)}
+        order = {pid: v + names.get(pid, 0.0) for pid, v in zip(pool, vector, strict=True)}
     else:
         order = scores
     best = sorted(pool, key=lambda pid: (-order[pid], pid))[:request.k]
