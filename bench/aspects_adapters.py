@@ -131,7 +131,10 @@ def run_pwc(enc, seed, log_every=True):
     papers = read_jsonl(PWC)
     docs = [{"title": p["title"], "abstract": p["abstract"]} for p in papers]
     tr, va, te = pwc_split(len(docs), seed)
-    sub = lambda idx: [docs[i] for i in idx]
+
+    def sub(idx):
+        return [docs[i] for i in idx]
+
     generic = GenericMethod(enc)
     log("pwc: generic embeddings for all papers")
     generic.encode(docs)
@@ -141,7 +144,10 @@ def run_pwc(enc, seed, log_every=True):
     out = {"split": {"train": len(tr), "val": len(va), "test": len(te), "seed": seed}, "aspects": {}}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        labs = lambda idx: [lab[i] for i in idx]
+
+        def labs(idx):
+            return [lab[i] for i in idx]  # noqa: B023 - called within this iteration only
+
         unsup = build_methods(enc, generic)
         log(f"pwc/{aspect}: adapters + mixtures")
         sup, info = fit_supervised(enc, generic, unsup, aspect, sub(tr), labs(tr), sub(va), labs(va))
@@ -192,11 +198,17 @@ def run_scirex(enc, seed, k_folds=5):
     vmaps = {a: [] for a in labels}
     stores = {}
     for k, (tr, va, te) in enumerate(folds):
-        sub = lambda idx: [docs[i] for i in idx]
+
+        def sub(idx):
+            return [docs[i] for i in idx]
+
         for aspect in labels:
             va_ = vec_aspect[aspect]
             lab = labels[aspect]
-            labs = lambda idx: [lab[i] for i in idx]
+
+            def labs(idx):
+                return [lab[i] for i in idx]  # noqa: B023 - called within this iteration only
+
             train_docs, train_labels = sub(tr), [{"scx:" + x for x in s} for s in labs(tr)]
             if aspect == "task":
                 train_docs, train_labels = pwc_docs + train_docs, pwc_task + train_labels
