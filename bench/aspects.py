@@ -404,8 +404,8 @@ def run(command, *, quick=False, nearest_top=None, nearest_floor=None, **_):
             if b not in t:
                 continue
 
-            def c(f):  # noqa: B023 below - called within this iteration only, never late
-                return f"{t[f]:.3f} ×{t[f] / floor:.2f} {weights_label(r['w'][f])}"  # noqa: B023
+            def c(f):
+                return f"{t[f]:.3f} ×{t[f] / floor:.2f} {weights_label(r['w'][f])}"  # noqa: B023 - used this iteration
 
             say(f"| {key} | {summarize(r['pq']['generic'])['n_queries']} | {t['generic']:.3f} | {t['peer']:.3f} | "
                 f"{t['concept']:.3f} | {b} | {t[b]:.3f} | {c(b + '+tfidf@100')} | {c(b + '+concept@100')} | "
