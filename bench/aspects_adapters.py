@@ -287,7 +287,8 @@ def report(results) -> tuple[str, list[dict]]:
             base = results.get("scirex", {}).get("aspects", {}).get("method_base") if aspect == "method" else None
             chosen = (choose(base["val_map"]) if base else None) or "generic"
         lines.append(f"\n### {ds} / {aspect} / candidates: {proto}  (queries: {test['generic']['n_queries']})\n")
-        lines.append("| method | P@10 | MAP@10 | nDCG@10 | MAP ÷ generic | MAP ÷ peer | val MAP | bytes/paper | train s |")
+        lines.append("| method | P@10 | MAP@10 | nDCG@10 | MAP ÷ generic | MAP ÷ peer | val MAP | bytes/paper "
+                     "| train s |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         fi = r["fit_info"]
         for m, s in sorted(test.items(), key=lambda kv: -kv[1]["map_at_10"]):
@@ -312,11 +313,13 @@ def report(results) -> tuple[str, list[dict]]:
             "not_below_either": bool(c >= g and c >= p),
         })
     head = ["\n## Summary: method chosen on validation vs generic vs peer (test MAP@10)\n",
-            "| dataset | candidates | aspect | queries | chosen (on val) | MAP@10 | generic | peer | ×generic | ×peer | ≥1.3× both |",
+            "| dataset | candidates | aspect | queries | chosen (on val) | MAP@10 | generic | peer | ×generic | ×peer "
+            "| ≥1.3× both |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         head.append(f"| {s['dataset']} | {s['protocol']} | {s['aspect']} | {s['n_queries']} | {s['chosen']} | "
-                    f"{s['chosen_map']:.3f} | {s['generic_map']:.3f} | {s['peer_map']:.3f} | {_ratio(s['chosen_map'], s['generic_map'])} | "
+                    f"{s['chosen_map']:.3f} | {s['generic_map']:.3f} | {s['peer_map']:.3f} | "
+                    f"{_ratio(s['chosen_map'], s['generic_map'])} | "
                     f"{_ratio(s['chosen_map'], s['peer_map'])} | {'yes' if s['target_1.3x_met'] else 'NO'} |")
     return "\n".join(head + lines), summary
 

@@ -130,7 +130,7 @@ def pick_filters(bench, total: int) -> list[dict[str, Any]]:
         # Approximate counts first (Python), then the measured count (SQL) decides.
         ranked = sorted(candidates, key=lambda c: abs(math.log(max(c[2], 0.5) / want)))
         by_kind: dict[str, list] = {}
-        for kind, flt, approx in ranked:
+        for kind, flt, _approx in ranked:
             if len(by_kind.setdefault(kind, [])) < 3:
                 by_kind[kind].append(flt)
         measured = []
@@ -242,8 +242,8 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
                     "worst_p95_ms": round(all_p95, 2), "mean_p50_ms": round(mean_p50, 2),
                     "per_filter": per_filter})
         table.append([c["exact_scan_max"], c["max_scan_tuples"], c["ef_search"],
-                      c["oversample"], c["code_oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
-                      round(mean_p50, 1), "yes" if passes else "no"])
+                      c["oversample"], c["code_oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x",
+                      round(all_p95, 1), round(mean_p50, 1), "yes" if passes else "no"])
     bench.say(f"\nplanner settings sweep ({len(queries)} queries x "
              f"{len(filters)} filters per config, interleaved; worst = over all filters; "
              "ratio = p95 / unfiltered HNSW p95 over filters >= 1%):")

@@ -26,7 +26,8 @@ from search.selectors import aspect_names
 class PaperSimilarAPI(APIView):
     @extend_schema(
         summary="Papers similar to this one, overall or by aspect",
-        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an aspect the operator added"),
+        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an "
+                                                                "aspect the operator added"),
                     OpenApiParameter("k", int, description=f"number of results, 1-{MAX_K} (default 10)"),
                     *filter_parameters()],
         responses={200: OpenApiTypes.OBJECT},

@@ -27,7 +27,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     facets = {} if errors else selectors.facet_counts(params.filters)
     more_query = ""
     if result and len(result.results) >= params.k and params.k < 100:
-        query = {k: v for k, v in request.GET.lists()}
+        query = dict(request.GET.lists())
         query["k"] = [str(min(params.k + PAGE_STEP, 100))]
         more_query = urlencode(query, doseq=True)
     context = {

@@ -1,4 +1,5 @@
-"""Fast tests of the evaluations' aspect methods, metrics and adapter training (no DB, no real model: a tiny deterministic fake encoder)."""
+"""Fast tests of the evaluations' aspect methods, metrics and adapter training (no DB, no real model: a
+tiny deterministic fake encoder)."""
 
 import hashlib
 import re
