@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -75,7 +75,7 @@ def needs_fit() -> bool:
 
 class Fitted(NamedTuple):
     version: str
-    vectorizer: object  # sklearn TfidfVectorizer with the stored vocabulary and idf
+    vectorizer: Any  # sklearn TfidfVectorizer with the stored vocabulary and idf
     terms: np.ndarray  # term of each column
 
 
