@@ -21,12 +21,12 @@ from recommend.params import (
 from search.models import Paper
 from search.params import InvalidParams
 from search.selectors import NotReady, aspect_names, paper_get
-from search.views import CONCEPT_KINDS
+from search.views import CONCEPT_KINDS, HtmxHttpRequest
 
 RECOMMEND_PAGE_K = 20
 
 
-def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
+def paper_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     paper = paper_get(pk=pk)
     if paper is None:
         raise Http404("no such paper")

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from search import selectors
 from search.params import InvalidParams, SearchParams, parse_search_params
@@ -15,7 +16,13 @@ PAGE_STEP = 20
 CONCEPT_KINDS = (("task", "Mentions tasks"), ("dataset", "Mentions datasets"))
 
 
-def search_page(request: HttpRequest) -> HttpResponse:
+class HtmxHttpRequest(HttpRequest):
+    """The request as django_htmx's middleware leaves it (for the type checker only)."""
+
+    htmx: HtmxDetails
+
+
+def search_page(request: HtmxHttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
     try:
         params = parse_search_params(request.GET, strict=False)
