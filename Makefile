@@ -35,8 +35,11 @@ bench: install
 worker: install
 	$(PY) -m celery -A project worker --loglevel INFO
 
+# ruff (pyproject [tool.ruff]), mypy on the apps ([tool.mypy]) and the import contracts ([tool.importlinter])
 lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 clean-var:
 	rm -rf var/

@@ -118,8 +118,6 @@ class SentenceSelectMethod(AspectMethod):
     sentence embeddings, no extra encoder call).
     """
 
-    name = "sentsel"
-
     def __init__(self, encoder, k: int = 2, mode: str = "mean", include_title: bool = True,
                  w_cue: float = 1.0, w_proto: float = 4.0, w_pos: float = 0.5):
         self.encoder = encoder
@@ -181,7 +179,7 @@ class SentenceSelectMethod(AspectMethod):
         if self.mode == "text":
             parsed = self._sentences(docs)
             texts = []
-            for d, (ss, E) in zip(docs, parsed):
+            for d, (ss, E) in zip(docs, parsed, strict=True):
                 sel = " ".join(ss[i] for i in self._select_idx(ss, E, aspect))
                 texts.append((normalize_ws(d["title"]) + ". " + sel) if self.include_title else sel)
             return l2n(self.encoder.encode(texts))
@@ -239,8 +237,8 @@ class AdapterMethod(AspectMethod):
                  batch_size: int = 64, scale: float = 20.0, reg: float = 0.0, seed: int = 0,
                  time_limit_s: float = 110.0, label: str | None = None):
         self.base = base
-        self.kw = dict(rank=rank, epochs=epochs, lr=lr, batch_size=batch_size, scale=scale, reg=reg,
-                       seed=seed, time_limit_s=time_limit_s)
+        self.kw = {"rank": rank, "epochs": epochs, "lr": lr, "batch_size": batch_size, "scale": scale,
+                   "reg": reg, "seed": seed, "time_limit_s": time_limit_s}
         self.W: dict[str, np.ndarray] = {}
         self.info: dict[str, dict] = {}
         self._label = label

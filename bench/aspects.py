@@ -110,8 +110,6 @@ def concept_index(papers):
 def concept_terms(papers, aspect, generic):
     """{kinds: (found names' cosine, nearest names' cosine or None, λ)} (papers x papers) for
     the aspect's kind choices; the nearest names' cosine is computed once, not once per λ."""
-    from recommend import nearest_names
-
     idx, out, near = concept_index(papers), {}, None
     for kinds in KIND_CHOICES[aspect]:
         has_near = kinds[-1].startswith("near")
@@ -147,7 +145,10 @@ def shortlist(m, base, ex, n):
 def parts(m, base, ex, n):
     """The shortlist and its signals, gathered once per pool, base and kinds."""
     top = shortlist(m, base, ex, n)
-    take = lambda M: np.take_along_axis(np.asarray(M, dtype=np.float64), top, axis=1)
+
+    def take(M):
+        return np.take_along_axis(np.asarray(M, dtype=np.float64), top, axis=1)
+
     found, near, lam = m["term"]
     return top, take(m[base]), take(m["tfidf"]), take(found), None if near is None else take(near), lam
 
@@ -248,7 +249,10 @@ def test(pools, mt, terms, rel, ex, ws, bases, shipped=None, key=None):
 
 def sub_terms(terms, rows, cols=None):
     cols = rows if cols is None else cols
-    pick = lambda M: None if M is None else M[np.ix_(rows, cols)]
+
+    def pick(M):
+        return None if M is None else M[np.ix_(rows, cols)]
+
     return {k: (pick(f), pick(n), lam) for k, (f, n, lam) in terms.items()}
 
 
@@ -315,7 +319,8 @@ def scirex(pools, generic, pwc_papers, quick):
             ship = ("adapter-mix" if "adapter-mix" in m else "generic", aspect)
             ws = tune(pools, {s: M[np.ix_(va, va)] for s, M in m.items()}, sub_terms(terms, va),
                       *relevance_from_labels(vlab, vlab, True), bs, (aspect, "scirex", ship[0]))
-            rel_all = [r - {int(q)} for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te)]
+            rel_all = [r - {int(q)}
+                       for r, q in zip(relevance_from_labels([lab[i] for i in te], lab)[0], te, strict=True)]
             key = f"scirex/{aspect} (corpus)"
             r = out.setdefault(key, {"pq": {}, "w": {}})
             for f, pq in test(pools, {s: M[te] for s, M in m.items()}, sub_terms(terms, te, np.arange(n)),
@@ -398,7 +403,10 @@ def run(command, *, quick=False, nearest_top=None, nearest_floor=None, **_):
         for b in ("adapter-mix", "generic"):
             if b not in t:
                 continue
-            c = lambda f: f"{t[f]:.3f} ×{t[f] / floor:.2f} {weights_label(r['w'][f])}"
+
+            def c(f):
+                return f"{t[f]:.3f} ×{t[f] / floor:.2f} {weights_label(r['w'][f])}"  # noqa: B023 - used this iteration
+
             say(f"| {key} | {summarize(r['pq']['generic'])['n_queries']} | {t['generic']:.3f} | {t['peer']:.3f} | "
                 f"{t['concept']:.3f} | {b} | {t[b]:.3f} | {c(b + '+tfidf@100')} | {c(b + '+concept@100')} | "
                 f"{c(b + '+tc@100')} |")

@@ -131,7 +131,10 @@ def run_pwc(enc, seed, log_every=True):
     papers = read_jsonl(PWC)
     docs = [{"title": p["title"], "abstract": p["abstract"]} for p in papers]
     tr, va, te = pwc_split(len(docs), seed)
-    sub = lambda idx: [docs[i] for i in idx]
+
+    def sub(idx):
+        return [docs[i] for i in idx]
+
     generic = GenericMethod(enc)
     log("pwc: generic embeddings for all papers")
     generic.encode(docs)
@@ -141,7 +144,10 @@ def run_pwc(enc, seed, log_every=True):
     out = {"split": {"train": len(tr), "val": len(va), "test": len(te), "seed": seed}, "aspects": {}}
     for aspect in ("task", "area"):
         lab = [{p[aspect]} for p in papers]
-        labs = lambda idx: [lab[i] for i in idx]
+
+        def labs(idx):
+            return [lab[i] for i in idx]  # noqa: B023 - called within this iteration only
+
         unsup = build_methods(enc, generic)
         log(f"pwc/{aspect}: adapters + mixtures")
         sup, info = fit_supervised(enc, generic, unsup, aspect, sub(tr), labs(tr), sub(va), labs(va))
@@ -192,11 +198,17 @@ def run_scirex(enc, seed, k_folds=5):
     vmaps = {a: [] for a in labels}
     stores = {}
     for k, (tr, va, te) in enumerate(folds):
-        sub = lambda idx: [docs[i] for i in idx]
+
+        def sub(idx):
+            return [docs[i] for i in idx]
+
         for aspect in labels:
             va_ = vec_aspect[aspect]
             lab = labels[aspect]
-            labs = lambda idx: [lab[i] for i in idx]
+
+            def labs(idx):
+                return [lab[i] for i in idx]  # noqa: B023 - called within this iteration only
+
             train_docs, train_labels = sub(tr), [{"scx:" + x for x in s} for s in labs(tr)]
             if aspect == "task":
                 train_docs, train_labels = pwc_docs + train_docs, pwc_task + train_labels
@@ -213,7 +225,7 @@ def run_scirex(enc, seed, k_folds=5):
             # test: queries = test fold; candidates = all papers (slice for the fold pool)
             rel_all, _ = relevance_from_labels(labs(te), lab, same_items=False)
             ex_all = [{int(q)} for q in te]
-            rel_all = [r - {int(q)} for r, q in zip(rel_all, te)]
+            rel_all = [r - {int(q)} for r, q in zip(rel_all, te, strict=True)]
             pos = {int(q): j for j, q in enumerate(te)}
             rel_fold = [{pos[c] for c in r if c in pos} for r in rel_all]
             ex_fold = [{j} for j in range(len(te))]
@@ -275,7 +287,8 @@ def report(results) -> tuple[str, list[dict]]:
             base = results.get("scirex", {}).get("aspects", {}).get("method_base") if aspect == "method" else None
             chosen = (choose(base["val_map"]) if base else None) or "generic"
         lines.append(f"\n### {ds} / {aspect} / candidates: {proto}  (queries: {test['generic']['n_queries']})\n")
-        lines.append("| method | P@10 | MAP@10 | nDCG@10 | MAP ÷ generic | MAP ÷ peer | val MAP | bytes/paper | train s |")
+        lines.append("| method | P@10 | MAP@10 | nDCG@10 | MAP ÷ generic | MAP ÷ peer | val MAP | bytes/paper "
+                     "| train s |")
         lines.append("|---|---|---|---|---|---|---|---|---|")
         fi = r["fit_info"]
         for m, s in sorted(test.items(), key=lambda kv: -kv[1]["map_at_10"]):
@@ -300,11 +313,13 @@ def report(results) -> tuple[str, list[dict]]:
             "not_below_either": bool(c >= g and c >= p),
         })
     head = ["\n## Summary: method chosen on validation vs generic vs peer (test MAP@10)\n",
-            "| dataset | candidates | aspect | queries | chosen (on val) | MAP@10 | generic | peer | ×generic | ×peer | ≥1.3× both |",
+            "| dataset | candidates | aspect | queries | chosen (on val) | MAP@10 | generic | peer | ×generic | ×peer "
+            "| ≥1.3× both |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         head.append(f"| {s['dataset']} | {s['protocol']} | {s['aspect']} | {s['n_queries']} | {s['chosen']} | "
-                    f"{s['chosen_map']:.3f} | {s['generic_map']:.3f} | {s['peer_map']:.3f} | {_ratio(s['chosen_map'], s['generic_map'])} | "
+                    f"{s['chosen_map']:.3f} | {s['generic_map']:.3f} | {s['peer_map']:.3f} | "
+                    f"{_ratio(s['chosen_map'], s['generic_map'])} | "
                     f"{_ratio(s['chosen_map'], s['peer_map'])} | {'yes' if s['target_1.3x_met'] else 'NO'} |")
     return "\n".join(head + lines), summary
 

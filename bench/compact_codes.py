@@ -58,7 +58,10 @@ def run(command, *, queries, seed, **_) -> None:
     }
     for n_thresholds in (2, 3):
         cuts = np.quantile(base, np.linspace(0, 1, n_thresholds + 2)[1:-1], axis=0)
-        encode = lambda m, c=cuts: np.concatenate([m > t for t in c], axis=1)
+
+        def encode(m, c=cuts):
+            return np.concatenate([m > t for t in c], axis=1)
+
         label = "ternary (tertiles)" if n_thresholds == 2 else "quaternary (quartiles)"
         codes[f"{label}, {n_thresholds} bits/dim"] = (encode(queries), encode(base))
     _, vecs = np.linalg.eigh(np.cov((base - mean).T))

@@ -66,7 +66,7 @@ class CachedEncoder:
         self._dirty = False
         if self.path.exists():
             with np.load(self.path) as z:
-                for k, v in zip(z["keys"], z["vectors"]):
+                for k, v in zip(z["keys"], z["vectors"], strict=True):
                     self._store[str(k)] = v
 
     @staticmethod
@@ -76,13 +76,13 @@ class CachedEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         keys = [self.key(t) for t in texts]
         missing = {}
-        for k, t in zip(keys, texts):
+        for k, t in zip(keys, texts, strict=True):
             if k not in self._store and k not in missing:
                 missing[k] = t
         if missing:
             vecs = self.encoder.encode(list(missing.values()))
             with self._lock:
-                for k, v in zip(missing.keys(), vecs):
+                for k, v in zip(missing.keys(), vecs, strict=True):
                     self._store[k] = np.asarray(v, dtype=np.float32)
                 self._dirty = True
             if self.autosave:

@@ -70,7 +70,7 @@ def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, **_):
     # them all at 1M): a few vectors between two queries, not measured, through each
     # filter's plan. Without it the first pass measured first touches (cs.CV at 1M: p95
     # 3.6x in the main pass, 0.9x in the sweep that followed).
-    for a, b in zip(queries[:5], queries[1:6]):
+    for a, b in zip(queries[:5], queries[1:6], strict=False):
         blend = (a + b) / np.linalg.norm(a + b)
         for chosen in filters:
             planner.vector_ranking(space=space, vector=blend, k=K, filters=chosen["filters"])
@@ -130,7 +130,7 @@ def pick_filters(bench, total: int) -> list[dict[str, Any]]:
         # Approximate counts first (Python), then the measured count (SQL) decides.
         ranked = sorted(candidates, key=lambda c: abs(math.log(max(c[2], 0.5) / want)))
         by_kind: dict[str, list] = {}
-        for kind, flt, approx in ranked:
+        for kind, flt, _approx in ranked:
             if len(by_kind.setdefault(kind, [])) < 3:
                 by_kind[kind].append(flt)
         measured = []
@@ -242,8 +242,8 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
                     "worst_p95_ms": round(all_p95, 2), "mean_p50_ms": round(mean_p50, 2),
                     "per_filter": per_filter})
         table.append([c["exact_scan_max"], c["max_scan_tuples"], c["ef_search"],
-                      c["oversample"], c["code_oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x", round(all_p95, 1),
-                      round(mean_p50, 1), "yes" if passes else "no"])
+                      c["oversample"], c["code_oversample"], f"{worst_recall:.3f}", shorts, f"{worst_ratio:.2f}x",
+                      round(all_p95, 1), round(mean_p50, 1), "yes" if passes else "no"])
     bench.say(f"\nplanner settings sweep ({len(queries)} queries x "
              f"{len(filters)} filters per config, interleaved; worst = over all filters; "
              "ratio = p95 / unfiltered HNSW p95 over filters >= 1%):")

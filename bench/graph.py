@@ -52,7 +52,7 @@ def measure(bench, *, m, ef, limit_queries, **_):
 
     def measure(label, precision, ef_search, size, build_s):
         ms, rec = [], []
-        for v, t in zip(queries, truth):
+        for v, t in zip(queries, truth, strict=True):
             t0 = time.perf_counter()
             got = [pid for pid, _ in planner.index_scan(
                 space, v, K, "TRUE", [], precision=precision, iterative=False,

@@ -34,7 +34,7 @@ def per_query_metrics(
         raise ValueError("scores must be (n_queries, n_candidates) with one relevance set per query")
     out = []
     for i, rel in enumerate(relevant):
-        rel = set(int(j) for j in rel)
+        rel = {int(j) for j in rel}
         row = scores[i].copy()
         if exclude is not None:
             ex = [int(j) for j in exclude[i]]

@@ -97,10 +97,11 @@ def eval_scirex(methods, k_folds=5):
               "method": [set(p["methods"]) for p in papers],
               "method_base": [{method_base(m) for m in p["methods"]} for p in papers]}
     pooled = {}
-    for _, _, te in scirex_folds(len(docs), k_folds, SEED):  # as aspects-adapters: queries = test fold, per-query results pooled over folds
+    # as aspects-adapters: queries = test fold, per-query results pooled over folds
+    for _, _, te in scirex_folds(len(docs), k_folds, SEED):
         for aspect, lab in labels.items():
             rel_all, _ = relevance_from_labels([lab[i] for i in te], lab, same_items=False)
-            rel_all = [r - {int(q)} for r, q in zip(rel_all, te)]
+            rel_all = [r - {int(q)} for r, q in zip(rel_all, te, strict=True)]
             pos = {int(q): j for j, q in enumerate(te)}
             rel_fold = [{pos[c] for c in r if c in pos} for r in rel_all]
             for m, meth in methods.items():
@@ -161,15 +162,16 @@ def run(command, **_):
         "torch_vs_onnx_cos_scirex": {"mean": float(cos.mean()), "min": float(cos.min())},
         "app_applies_artifact_to_onnx": adapters.current(onnx_app.enc) is not None,
         "wall_time_s": time.time() - t0}
-    command.stdout.write(f"\nArtifact {artifact.version} ({artifact.model}): adapters for {adapted} (adapter-mix of other"
-          " aspects = generic, not printed). * = the artifact was trained on these papers.\n\n"
+    command.stdout.write(f"\nArtifact {artifact.version} ({artifact.model}): adapters for {adapted} "
+          "(adapter-mix of other aspects = generic, not printed). * = the artifact was trained on these papers.\n\n"
           "| dataset/aspect | method | metric | torch | onnx | onnx − torch |\n|---|---|---|---|---|---|")
     for r in (r for r in rows if r["method"] == "generic" or r["adapted"]):
         command.stdout.write(f"| {r['key']} | {r['method']}{'' if r['held_out'] else ' *'} | {METRICS[r['metric']]} "
               f"| {r['torch']:.4f} | {r['onnx']:.4f} | {r['diff']:+.4f} |")
     command.stdout.write(f"\nLargest |onnx − torch|: {abs(worst['diff']):.4f} ({worst['key']}, {worst['method']}, "
           f"{METRICS[worst['metric']]}); all ≤ 0.01: {summary['all_within_0.01']}; largest on held-out "
-          f"rows: {summary['max_abs_diff_held_out_rows']:.4f}\n" + json.dumps({k: v for k, v in summary.items() if k != "worst"}))
+          f"rows: {summary['max_abs_diff_held_out_rows']:.4f}\n"
+          + json.dumps({k: v for k, v in summary.items() if k != "worst"}))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"artifact": {"version": artifact.version, "model": artifact.model},
                                "encoders": {k: e.name for k, e in encoders.items()}, "seed": SEED,

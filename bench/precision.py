@@ -14,7 +14,8 @@ import json
 import os
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
@@ -73,7 +74,7 @@ def measure(bench, *, seed, limit_queries, clients, no_peer, **_):
         for name, (ids, ms, wall) in runs.items():
             results[name][f"c{n_clients}"] = {
                 "qps": round(len(ms) / wall, 1), **ms_stats(ms),
-                "recall@10": round(statistics.mean(recall(g, t) for g, t in zip(ids, truth)), 4)}
+                "recall@10": round(statistics.mean(recall(g, t) for g, t in zip(ids, truth, strict=True)), 4)}
         bench.out(f"  {n_clients} client(s) done")
     sizes = index_sizes(space)
     builds = {b["index"]: b for b in info.get("builds", [])}
@@ -212,5 +213,5 @@ def peer_engine(space, queries, truth, client_list):
             found, ms, wall = run_concurrent(search, queries, c)
         out[f"c{c}"] = {"qps": round(len(ms) / wall, 1), **ms_stats(ms),
                         "recall@10": round(statistics.mean(
-                            recall(g, t) for g, t in zip(found, truth)), 4)}
+                            recall(g, t) for g, t in zip(found, truth, strict=True)), 4)}
     return out

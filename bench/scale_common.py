@@ -13,9 +13,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -250,7 +251,7 @@ def run_interleaved(modes, queries):
     names = list(modes)
     ids = {n: [None] * len(queries) for n in names}
     ms = {n: [0.0] * len(queries) for n in names}
-    wall = {n: 0.0 for n in names}
+    wall = dict.fromkeys(names, 0.0)
     for qi, vector in enumerate(queries):
         for name in names[qi % len(names):] + names[:qi % len(names)]:
             t0 = time.perf_counter()

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class Synthesizer:
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         jitter = rng.integers(-DATE_JITTER_DAYS, DATE_JITTER_DAYS + 1, m)
         dates = [min(self.last_day, max(self.first_day, self.real.dates[s] + timedelta(int(j))))
-                 for s, j in zip(sources, jitter)]
+                 for s, j in zip(sources, jitter, strict=True)]
         n_authors = [max(1, len(self.real.authors[s])) for s in sources]
         drawn = rng.choice(len(self.author_names), sum(n_authors), p=self.author_p)
         authors, at = [], 0

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from django.core.management import call_command
@@ -89,7 +89,7 @@ def measure(bench, *, size, queries, seed, **_):
             "real_indexed": len(keep), "synthetic": n_synthetic, "queries": len(held),
             "copy_s": round(copy_s, 1), "vacuum_analyze_s": round(vacuum_s, 1),
             "builds": builds, "total_s": round(time.perf_counter() - started, 1),
-            "loaded_at": datetime.now(timezone.utc).isoformat()}
+            "loaded_at": datetime.now(UTC).isoformat()}
     load_info_path().write_text(json.dumps(info, indent=2))
     bench.out(json.dumps(info, indent=2))
     return info
@@ -149,7 +149,7 @@ def copy_papers(rows: list[tuple], vectors: np.ndarray, space: EmbeddingSpace) -
     """COPY one batch of papers (id, arxiv id, url, title, abstract, authors, categories, date,
     content hash) and their vectors (vector, halfvec and bit literals)."""
     floats, bits = scale_data.vector_literals(vectors), scale_data.bit_literals(vectors)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     connection.ensure_connection()
     with transaction.atomic(), connection.connection.cursor() as cur:
         with cur.copy(f"COPY search_paper ({', '.join(PAPER_COLUMNS)}) FROM STDIN") as copy:
@@ -163,6 +163,6 @@ def copy_papers(rows: list[tuple], vectors: np.ndarray, space: EmbeddingSpace) -
         extra = [r[0] for r in cur.fetchall()]
         columns = ", ".join(EMBEDDING_COLUMNS + tuple(extra))
         with cur.copy(f"COPY search_paperembedding ({columns}) FROM STDIN") as copy:
-            for row, literal, bit in zip(rows, floats, bits):
+            for row, literal, bit in zip(rows, floats, bits, strict=True):
                 copy.write_row((row[0], space.pk, literal, literal, bit, row[8], now,
                                 *["[]"] * len(extra)))

@@ -55,7 +55,7 @@ def measure(out, *, queries, k, seed, **_):
     for q, _c in workload:  # encode once: the embedding cache is per process, as in the web
         paper_search(params=SearchParams(query=q, k=1, mode="semantic"))
     latencies: dict[str, list[float]] = {name: [] for name in variants}
-    short: dict[str, int] = {name: 0 for name in variants}
+    short: dict[str, int] = dict.fromkeys(variants, 0)
     for q, c in workload:
         for name, make in variants.items():
             params = make(q, c)

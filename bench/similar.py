@@ -51,7 +51,7 @@ def measure(out, *, papers, passes, seed, **_):
         "concepts + nearest names": {"words": 0.0, "concepts": 1.0, "kinds": kinds, "nearest": 1.0},
         "words + concepts": {"words": 1.0, "concepts": 1.0, "kinds": kinds},
     }
-    variants = {name: {a: w for a in shipped} for name, w in variants.items()}
+    variants = {name: dict.fromkeys(shipped, w) for name, w in variants.items()}
     variants["shipped (settings)"] = shipped
     aspects = aspect_names()
     latencies: dict[str, list[float]] = {name: [] for name in variants}

@@ -10,11 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommend import selectors
+from recommend import lexical, nearest_names, selectors
 from recommend.params import (
-    MAX_CANDIDATES, MAX_EXAMPLES, MAX_WEIGHT, parse_recommend, parse_similar,
+    MAX_CANDIDATES,
+    MAX_EXAMPLES,
+    MAX_WEIGHT,
+    parse_recommend,
+    parse_similar,
 )
-from recommend import lexical, nearest_names
 from search import selectors as search_selectors
 from search.api import filter_parameters, paper_or_404, results_payload
 from search.api_docs import errors, k_parameter
@@ -26,7 +29,8 @@ from search.selectors import aspect_names
 class PaperSimilarAPI(APIView):
     @extend_schema(
         summary="Papers similar to this one, overall or by aspect",
-        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an aspect the operator added"),
+        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an "
+                                                                "aspect the operator added"),
                     k_parameter(),
                     *filter_parameters()],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 404, 409)},

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def needs_fit() -> bool:
 
 class Fitted(NamedTuple):
     version: str
-    vectorizer: object  # sklearn TfidfVectorizer with the stored vocabulary and idf
+    vectorizer: Any  # sklearn TfidfVectorizer with the stored vocabulary and idf
     terms: np.ndarray  # term of each column
 
 
@@ -99,5 +100,6 @@ def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]
     shared = []
     for i in range(len(texts)):
         both = matrix[1 + i].multiply(query).tocoo()
-        shared.append([str(fitted.terms[c]) for _, c in sorted(zip(both.data, both.col), reverse=True)[:5]])
+        top = sorted(zip(both.data, both.col, strict=True), reverse=True)[:5]
+        shared.append([str(fitted.terms[c]) for _, c in top])
     return cosines, shared

@@ -78,7 +78,7 @@ def parse_recommend(data: object, *, aspects: Sequence[str], default_k: int = 10
     `aspects`: the names the caller offers. `strict` rejects unknown fields (API).
     """
     if hasattr(data, "getlist"):
-        data = _from_query_string(data, strict=strict)  # type: ignore[arg-type]
+        data = _from_query_string(data, strict=strict)
     if not isinstance(data, Mapping):
         raise InvalidParams({"body": "send a JSON object with at least \"positive\": [paper ids]"})
     errors: dict[str, str] = {}
@@ -124,8 +124,8 @@ def _from_query_string(query, *, strict: bool) -> dict:
 
 
 def _last(query: Mapping, name: str) -> str:
-    values = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
-    values = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    raw = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
+    values = [str(v).strip() for v in raw if v is not None and str(v).strip()]
     return values[-1] if values else ""
 
 

@@ -40,12 +40,14 @@ def nearest_weights(ids: Sequence[int]) -> dict[int, np.ndarray]:
     left out. Task names serve the dataset aspect too (papers on one dataset share its task):
     nearest *dataset* names were measured and never chosen (short, opaque names embed badly)."""
     space = active_space("generic")
-    vectors = stored_vectors(space, ids) if space is not None else {}
+    if space is None:
+        return {}
+    vectors = stored_vectors(space, ids)
     if not vectors:
         return {}
     found = list(vectors)
     rows = nearest_names.weights(np.vstack([vectors[pid] for pid in found]), "task", space.model_name)
-    return dict(zip(found, rows))
+    return dict(zip(found, rows, strict=True))
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -96,7 +98,9 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     fields = ("title", "abstract", "concepts") if fitted is not None else ("concepts",)
     rows = {row["pk"]: row for row in Paper.objects.filter(pk__in=ids).values("pk", *fields)}
     out = Reranked([], debug={"shortlist": len(ids), "weights": w})
-    lex, shared_terms, named, near_cos = None, [], None, None
+    lex: np.ndarray | None = None
+    shared_terms: list[list[str]] = []
+    named, near_cos = None, None
     if fitted is not None:
         lex, shared_terms = lexical.similarities(
             fitted, paper_text(anchor.title, anchor.abstract),
@@ -120,6 +124,6 @@ def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str
     cosine = dict(shortlist)
     for i in np.lexsort((np.asarray(ids), -fused))[:k]:
         out.ranked.append((ids[i], cosine[ids[i]]))
-        if fitted is not None:
+        if lex is not None:  # the words were weighed (fitted is not None)
             out.words[ids[i]] = {"similarity": round(float(lex[i]), 4), "shared": shared_terms[i]}
     return out

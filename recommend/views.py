@@ -11,17 +11,22 @@ from django.shortcuts import render
 
 from recommend import selectors
 from recommend.params import (
-    DEFAULT_ASPECTS, WEIGHT_PREFIX, SimilarParams, paper_id, parse_recommend, parse_similar,
+    DEFAULT_ASPECTS,
+    WEIGHT_PREFIX,
+    SimilarParams,
+    paper_id,
+    parse_recommend,
+    parse_similar,
 )
 from search.models import Paper
 from search.params import InvalidParams
 from search.selectors import NotReady, aspect_names, paper_get
-from search.views import CONCEPT_KINDS
+from search.views import CONCEPT_KINDS, HtmxHttpRequest
 
 RECOMMEND_PAGE_K = 20
 
 
-def paper_page(request: HttpRequest, pk: int) -> HttpResponse:
+def paper_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     paper = paper_get(pk=pk)
     if paper is None:
         raise Http404("no such paper")

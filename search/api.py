@@ -131,7 +131,7 @@ class PaperListAPI(APIView):
         qs = selectors.paper_list(arxiv_id=request.query_params.get("arxiv_id", "").strip(),
                                   doi=request.query_params.get("doi", "").strip())
         paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(qs, request, view=self)
+        page: list[Paper] | None = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(PaperSerializer(page, many=True).data)
 
 

@@ -14,7 +14,7 @@ cue phrases ("we propose", "experiments on ... dataset") and position in the abs
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -15,8 +15,9 @@ import functools
 import hashlib
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class HashEncoder:
     def _vector(self, text: str) -> np.ndarray:
         vec = np.zeros(self.dimension, dtype=np.float32)
         tokens = _TOKEN.findall(text.lower())
-        for feature in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:])]:
+        for feature in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]:
             digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
             value = int.from_bytes(digest, "little")
             vec[value % self.dimension] += 1.0 if (value >> 63) & 1 else -1.0

@@ -14,10 +14,11 @@ from typing import TypeVar
 from django.db import models
 
 T = TypeVar("T")
+M = TypeVar("M", bound=models.Model)
 _built: dict[type, tuple[int, object]] = {}
 
 
-def built_from_newest(model: type[models.Model], build: Callable[[models.Model], T]) -> T | None:
+def built_from_newest(model: type[M], build: Callable[[M], T]) -> T | None:
     """build(newest row) by the model's default ordering, or None while it has no rows."""
     newest = model._default_manager.values_list("pk", flat=True).first()
     if newest is None:

@@ -7,9 +7,10 @@ an `InvalidParams` carrying one clear message per offending field.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Mapping, Sequence
+from typing import Any
 
 from search import concepts
 
@@ -193,7 +194,7 @@ def apply_field_syntax(
     query: str, filters: SearchFilters, errors: dict[str, str]
 ) -> tuple[str, SearchFilters]:
     """Move `au:`, `cat:`, `year:`, `venue:`, `task:`... terms from the query into filters."""
-    updates: dict[str, object] = {}
+    updates: dict[str, Any] = {}
     for match in _FIELD.finditer(query):
         name, value = match.group(1).lower(), (match.group(3) or match.group(2)).strip()
         if name in ("au", "author"):
@@ -214,4 +215,4 @@ def apply_field_syntax(
     if not updates:
         return query, filters
     remaining = re.sub(r"\s+", " ", _FIELD.sub(" ", query)).strip()
-    return remaining, replace(filters, **updates)  # type: ignore[arg-type]
+    return remaining, replace(filters, **updates)

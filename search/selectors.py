@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 from django.core.cache import cache
@@ -128,7 +129,7 @@ def paper_search(*, params: SearchParams) -> SearchResult:
         notice = "Semantic search starts once the first embeddings are computed; showing keyword matches."
         mode = "keyword"
     plan: dict[str, Any] = {"mode": mode}
-    if mode == "keyword":
+    if mode == "keyword" or space is None:  # no space: mode is "keyword" (above)
         ranked = keyword_ranking(query=params.query, k=k, filters=filters)
     elif mode == "semantic":
         ranked, plan["semantic"] = vector_ranking(
@@ -178,7 +179,8 @@ def facet_counts(filters: SearchFilters) -> dict[str, list[tuple[str, int]]]:
     facets: dict[str, list[tuple[str, int]]] = {}
     with connection.cursor() as cursor:
         for name, column in FACET_COLUMNS.items():
-            where, params = filter_sql(replace(filters, **{column: ()}))
+            cleared: dict[str, Any] = {column: ()}
+            where, params = filter_sql(replace(filters, **cleared))
             cursor.execute(
                 f"SELECT v, count(*) FROM search_paper p, unnest(p.{column}) AS v "
                 f"WHERE {where} GROUP BY v ORDER BY count(*) DESC, v LIMIT %s",
@@ -284,10 +286,10 @@ class Coverage:
 def embedding_coverage() -> list[Coverage]:
     """Per space: papers with a vector computed from their current text, out of all papers."""
     total = Paper.objects.count()
-    spaces = EmbeddingSpace.objects.annotate(
+    annotated = EmbeddingSpace.objects.annotate(
         current=Count("embeddings", filter=Q(embeddings__content_hash=F("embeddings__paper__content_hash")))
     ).order_by("-is_active", "name")
-    spaces = sorted(spaces, key=lambda s: (s.aspect != "generic", not s.is_active, s.aspect))
+    spaces = sorted(annotated, key=lambda s: (s.aspect != "generic", not s.is_active, s.aspect))
     active_since = {s.aspect: s.created_at for s in spaces if s.is_active}
     return [Coverage(s.name, s.aspect, s.is_active, s.current, total,
                      superseded=not s.is_active and s.aspect in active_since

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from search import selectors
 from search.params import InvalidParams, SearchParams, parse_search_params
@@ -15,7 +16,13 @@ PAGE_STEP = 20
 CONCEPT_KINDS = (("task", "Mentions tasks"), ("dataset", "Mentions datasets"))
 
 
-def search_page(request: HttpRequest) -> HttpResponse:
+class HtmxHttpRequest(HttpRequest):
+    """The request as django_htmx's middleware leaves it (for the type checker only)."""
+
+    htmx: HtmxDetails
+
+
+def search_page(request: HtmxHttpRequest) -> HttpResponse:
     errors: dict[str, str] = {}
     try:
         params = parse_search_params(request.GET, strict=False)
@@ -27,7 +34,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     facets = {} if errors else selectors.facet_counts(params.filters)
     more_query = ""
     if result and len(result.results) >= params.k and params.k < 100:
-        query = {k: v for k, v in request.GET.lists()}
+        query = dict(request.GET.lists())
         query["k"] = [str(min(params.k + PAGE_STEP, 100))]
         more_query = urlencode(query, doseq=True)
     context = {

@@ -40,7 +40,6 @@ def celery_app_configured():
 def celery_worker(transactional_db, celery_app_configured):
     """A real Celery worker (in a thread) consuming from the real Redis broker."""
     from celery.contrib.testing.worker import start_worker
-
     from django.conf import settings
 
     app = celery_app_configured

@@ -6,10 +6,11 @@ import django.contrib.postgres.search
 import django.db.models.deletion
 import pgvector.django.halfvec
 import pgvector.django.vector
-import search.models
 from django.conf import settings
-from pgvector.django import VectorExtension
 from django.db import migrations, models
+from pgvector.django import VectorExtension
+
+import search.models
 
 
 class Migration(migrations.Migration):

@@ -56,5 +56,5 @@ from search.onnx_encoder.export import (  # noqa: F401 - re-exported
     read_manifest,
     source_fingerprint,
 )
-from search.onnx_encoder.session import cpu_count, ort_session  # noqa: F401
 from search.onnx_encoder.runtime import OnnxEncoder, load_or_export  # noqa: F401
+from search.onnx_encoder.session import cpu_count, ort_session  # noqa: F401

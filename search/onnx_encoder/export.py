@@ -53,7 +53,7 @@ class QuantSettings:
         data = asdict(self)
         data["op_types"] = list(self.op_types) if self.op_types is not None else None
         data["nodes_to_exclude"] = list(self.nodes_to_exclude)
-        data["extra"] = {key: value for key, value in self.extra}
+        data["extra"] = dict(self.extra)
         return data
 
 

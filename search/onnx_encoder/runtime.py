@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from search.onnx_encoder.export import (
 )
 from search.onnx_encoder.session import cpu_count, ort_session
 from search.vectors import l2_normalise
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class OnnxEncoder:
@@ -78,7 +81,7 @@ class OnnxEncoder:
         self._session = ort_session(
             self.path, threads=1 if parallel == "texts" else self.threads, spinning=spinning,
             optimization=optimization)
-        self._pool = None  # ThreadPoolExecutor for parallel="texts", made on first use...
+        self._pool: ThreadPoolExecutor | None = None  # ThreadPoolExecutor for parallel="texts", made on first use...
         self._pool_pid = 0  # ...in this process (a forked child must not reuse the parent's)
 
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))

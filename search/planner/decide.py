@@ -4,9 +4,10 @@ graphs that exist; an index path that comes back short is completed by exact ran
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -77,6 +78,7 @@ def month_slices(space: EmbeddingSpace, filters: SearchFilters, precision: str,
         if edge is None or edge < m:
             exact.append((edge, m))
         edge = next_month(m)
+    assert edge is not None  # the end of the last month inside (`inside` is not empty)
     if until is None or edge < until:
         exact.append((edge, until))
     # A category's cut months are always walked: counting its papers in part of a month reads
@@ -151,6 +153,7 @@ def vector_ranking(
         precision = plan["precision"] = "halfvec"
         plan["note"] = "the ternary code of this space is not built yet: used halfvec"
     started = time.perf_counter()
+    rows: list[tuple[int, float]] | None  # None only until a scan below has run
     if precision == "exact":
         plan["plan"] = "exact"
         rows = exact_scan(space, vector, k, where, params)
@@ -173,7 +176,7 @@ def vector_ranking(
             plan["matching_estimate"] = matches if rows is not None else f">{exact_cap}"
         small = rows is not None
         months = None if small or category else month_slices(space, filters, precision)
-        if small:
+        if rows is not None:  # small (the same test, which mypy narrows on)
             plan["plan"] = "exact_filtered"
         elif category is not None and (months := month_slices(
                 space, filters, precision, category)) is not None:

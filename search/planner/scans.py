@@ -4,8 +4,9 @@ runs is decided in search.planner.decide."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, overload
 
 import numpy as np
 from django.conf import settings
@@ -112,7 +113,7 @@ def month_graphs_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
     dates, date_params = filter_sql(replace(filters, categories=()), alias="pc")
     # the partial index predicate, repeated as written: category first, then the month
     scope = f"pc.categories && {category_literal(category)} AND " if category else ""
-    walks = [(scope + month_predicate(m, "pc"), []) for m in months.whole]
+    walks: list[tuple[str, list[Any]]] = [(scope + month_predicate(m, "pc"), []) for m in months.whole]
     walks += [(f"{scope}{month_predicate(m, 'pc')} AND {dates}", date_params)
               for m in months.cut]
     return code_graph_scan(space, vector, k, walks, recheck=filters, exclude_ids=exclude_ids,
@@ -186,6 +187,16 @@ def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
                              max(limits.FILTERED_CANDIDATES, 4 * k),
                              Vector(vector).to_text(), *recheck_params, k])
         return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+
+
+@overload
+def filtered_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
+                  params: list[Any], *, cap: None = None) -> tuple[list[tuple[int, float]], int]: ...
+
+
+@overload
+def filtered_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
+                  params: list[Any], *, cap: int | None) -> tuple[list[tuple[int, float]] | None, int]: ...
 
 
 def filtered_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,

@@ -50,17 +50,17 @@ from search.services.indexes import (  # noqa: F401 - re-exported
 from search.services.jobs import (  # noqa: F401 - re-exported
     JobFailed,
     fail_stale_jobs,
-    recover_stalled_jobs,
     job_queue,
     job_run,
     job_to_run,
+    recover_stalled_jobs,
 )
 from search.services.papers import (  # noqa: F401 - re-exported
     INGEST_BATCH,
-    announce_corpus_changed,
     MAX_JOB_ERRORS,
     IngestReport,
     UpsertResult,
+    announce_corpus_changed,
     ingest_job_create,
     ingest_job_run,
     papers_ingest_file,

@@ -72,7 +72,7 @@ def papers_embed(
             vectors, evidence = per_aspect.get(target.aspect, (generic, [[] for _ in papers]))
             thresholds = space_code_thresholds(target)
             rows, code_rows = [], []
-            for (pk, _, _, digest), vector, sentences in zip(papers, vectors, evidence):
+            for (pk, _, _, digest), vector, sentences in zip(papers, vectors, evidence, strict=True):
                 if pk in todo_by_space[target.pk]:
                     rows.append((pk, target.pk, *quantized_copies(vector), digest,
                                  json.dumps(sentences), pk))
@@ -96,7 +96,7 @@ def _generic_vectors(encoder, papers: list[tuple]) -> np.ndarray:
     if missing:
         fresh = encoder.encode([paper_text(t, a) for _, t, a, _ in missing],
                                batch_size=settings.EMBEDDING_BATCH_SIZE)
-        stored.update({p[0]: v for p, v in zip(missing, fresh)})
+        stored.update({p[0]: v for p, v in zip(missing, fresh, strict=True)})
     return np.stack([stored[p[0]] for p in papers]).astype(np.float32)
 
 

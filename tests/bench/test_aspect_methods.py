@@ -1,4 +1,5 @@
-"""Fast tests of the evaluations' aspect methods, metrics and adapter training (no DB, no real model: a tiny deterministic fake encoder)."""
+"""Fast tests of the evaluations' aspect methods, metrics and adapter training (no DB, no real model: a
+tiny deterministic fake encoder)."""
 
 import hashlib
 import re
@@ -197,4 +198,4 @@ def test_bootstrap_ratio_brackets_the_observed_ratio():
     observed = np.mean([q["ap"] for q in per_query["app"]]) / np.mean([q["ap"] for q in per_query["generic"]])
     low, high = bootstrap_ratio(per_query, "app")
     assert low < observed < high
-    assert 1.5 < low and high < 2.5
+    assert low > 1.5 and high < 2.5

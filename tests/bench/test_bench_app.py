@@ -39,7 +39,7 @@ def test_the_pwc_split_is_a_partition_and_the_same_on_every_call():
     train, val, test = pwc_split(2625)
     assert (len(train), len(val), len(test)) == (1575, 525, 525)
     assert len(set(train) | set(val) | set(test)) == 2625
-    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), pwc_split(2625)))
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), pwc_split(2625), strict=True))
 
 
 def test_zscore_of_one_shortlist_is_the_plain_formula_and_zero_when_flat():

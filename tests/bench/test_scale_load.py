@@ -35,7 +35,8 @@ def test_the_loader_copies_papers_and_their_vectors_into_the_migrated_schema():
     vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     rows = [(pid, f"2501.0000{pid}", f"https://arxiv.org/abs/2501.0000{pid}", f"Title {pid}",
-             f"Abstract {pid}", ["A. Author"], ["cs.CL"], date(2025, 1, pid), content_hash(f"Title {pid}", f"Abstract {pid}"))
+             f"Abstract {pid}", ["A. Author"], ["cs.CL"], date(2025, 1, pid),
+             content_hash(f"Title {pid}", f"Abstract {pid}"))
             for pid in (1, 2, 3)]
 
     copy_papers(rows, vectors, space)

@@ -14,7 +14,7 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 @pytest.mark.skipif(not SCHEMATHESIS.exists() and not shutil.which("schemathesis"),
                     reason="schemathesis not installed (pip install -e '.[dev]')")
-def test_no_generated_request_gets_a_server_error(stack):
+def test_no_generated_request_gets_a_server_error(stack, tmp_path):
     stack.env.update({"API_THROTTLE_ANON": "100000/min", "API_THROTTLE_USER": "100000/min"})
     stack.manage("ingest", "--no-progress", ROWS)
     stack.manage("embed_missing", "--now")
@@ -25,5 +25,5 @@ def test_no_generated_request_gets_a_server_error(stack):
         result = subprocess.run(
             [str(SCHEMATHESIS), "run", f"{stack.url}/api/schema/", "--checks",
              "not_a_server_error", "-n", "25", "--seed", "1", "--no-color", *headers],
-            capture_output=True, text=True, timeout=600)
+            capture_output=True, text=True, timeout=600, cwd=tmp_path)  # (its cache dir)
         assert result.returncode == 0, result.stdout[-6000:]

@@ -8,8 +8,8 @@ from rest_framework.test import APIClient
 from recommend import lexical, nearest_names, tasks
 from recommend.models import LexicalModel
 from search import concepts, services
-from search.models import Paper
 from search.embedders import get_encoder, paper_text
+from search.models import Paper
 from search.selectors import concept_weights, stored_vectors
 
 pytestmark = pytest.mark.django_db

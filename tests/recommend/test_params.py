@@ -7,7 +7,11 @@ import pytest
 from django.http import QueryDict
 
 from recommend.params import (
-    MAX_EXAMPLES, RecommendRequest, SimilarParams, parse_recommend, parse_similar,
+    MAX_EXAMPLES,
+    RecommendRequest,
+    SimilarParams,
+    parse_recommend,
+    parse_similar,
 )
 from search.params import InvalidParams, SearchFilters
 
@@ -65,7 +69,8 @@ MISTAKES = [
     ("positive=-1", {"positive": [-1]}, "positive", None),
     ("positive=1.5", {"positive": [1.5]}, "positive", None),
     ("", {}, "positive", "give at least one positive example (a paper id)"),
-    ("positive=1&negative=x", {"positive": [1], "negative": ["x"]}, "negative", "'x' is not a paper id (a whole number above 0)"),
+    ("positive=1&negative=x", {"positive": [1], "negative": ["x"]}, "negative",
+     "'x' is not a paper id (a whole number above 0)"),
     ("&".join(f"positive={i}" for i in range(1, MAX_EXAMPLES + 2)),
      {"positive": list(range(1, MAX_EXAMPLES + 2))}, "positive", f"at most {MAX_EXAMPLES} positive paper ids"),
     ("positive=1&w_task=101", {"positive": [1], "aspects": {"task": 101}}, "aspects",

@@ -1,8 +1,27 @@
+from collections.abc import Callable
+
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from search import services
 from search.models import EmbeddingSpace
+
+
+def _bar_progress(bars: dict[str, tqdm], label: str) -> Callable[[str, int, int], None]:
+    """An on_progress callback drawing one tqdm bar per phase (kept in `bars`, to close)."""
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if total == 0 and phase not in bars:
+            return  # nothing to do in this phase: no empty bar
+        bar = bars.get(phase)
+        if bar is None:
+            bar = bars[phase] = tqdm(total=total, desc=f"{label}: {phase}",
+                                     unit="row")
+        bar.total = max(total, 1)
+        bar.n = done
+        bar.refresh()
+
+    return progress
 
 
 class Command(BaseCommand):
@@ -27,21 +46,9 @@ class Command(BaseCommand):
             spaces = services.configured_spaces()
         for target in spaces:
             bars: dict[str, tqdm] = {}
-
-            def progress(phase: str, done: int, total: int) -> None:
-                if total == 0 and phase not in bars:
-                    return  # nothing to do in this phase: no empty bar
-                bar = bars.get(phase)
-                if bar is None:
-                    bar = bars[phase] = tqdm(total=total, desc=f"{target.name}: {phase}",
-                                             unit="row")
-                bar.total = max(total, 1)
-                bar.n = done
-                bar.refresh()
-
             try:
                 result = services.space_build_code(space=target, refit=refit,
-                                                   on_progress=progress)
+                                                   on_progress=_bar_progress(bars, target.name))
             except ValueError as exc:
                 self.stderr.write(f"{target.name}: {exc}")
                 continue

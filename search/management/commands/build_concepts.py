@@ -21,7 +21,8 @@ HEADER = """\
 # measurable (bench/aspects_concepts.py) and keeps "dataset: SOTA" off the paper pages.
 GENERIC_NAMES = {
     ("dataset", "SOTA"), ("dataset", "AND Dataset"), ("dataset", "Social media"),
-    ("dataset", "Real-world Dataset"), ("dataset", "Real-world Datasets"), ("dataset", "Video Dataset"), ("dataset", "FOR-instance"),
+    ("dataset", "Real-world Dataset"), ("dataset", "Real-world Datasets"), ("dataset", "Video Dataset"),
+    ("dataset", "FOR-instance"),
     ("dataset", "E-commerce"), ("dataset", "In-house"), ("dataset", "Medical domain"),
     ("dataset", "Among Them"), ("dataset", "Knowledge-based:"), ("dataset", "scientific_papers"),
     ("dataset", "CPU"), ("dataset", "PSNR"), ("dataset", "DSC (10 tasks)"), ("dataset", "SSL"),

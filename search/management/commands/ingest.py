@@ -24,8 +24,11 @@ class Command(BaseCommand):
             rows = count_rows(path) if not no_progress else 0
             with tqdm(total=rows, desc=path.name, unit="row", disable=no_progress or rows < 1000,
                       leave=False) as bar:
-                report = papers_ingest_file(
-                    path=path, on_progress=lambda r, bar=bar: bar.update(r.rows - bar.n))
+
+                def progress(r: IngestReport, bar: tqdm = bar) -> None:
+                    bar.update(r.rows - bar.n)
+
+                report = papers_ingest_file(path=path, on_progress=progress)
             for error in report.errors:
                 self.stderr.write(f"{error['file']}:{error['line']}: {error['message']}")
             if report.error_count > len(report.errors):

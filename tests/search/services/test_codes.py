@@ -166,7 +166,10 @@ def test_the_sweep_queues_a_build_when_a_month_outgrows_the_threshold(embedded, 
     monkeypatch.setattr(planner.limits, "EXACT_SCAN_MAX", 5)  # now 10 a month: March and April too
     missing = services.space_slice_indexes_missing(embedded)
     assert {planner.month_index_name(embedded, date(2025, m, 1)) for m in (3, 4)} <= set(missing)
-    jobs = lambda: Job.objects.filter(kind=Job.Kind.INDEX, params__space_id=embedded.pk)
+
+    def jobs():
+        return Job.objects.filter(kind=Job.Kind.INDEX, params__space_id=embedded.pk)
+
     tasks._queue_code_build(embedded)
     assert jobs().count() == 1
 

@@ -129,6 +129,7 @@ def test_a_build_left_running_by_a_dead_worker_is_failed_with_a_fitting_message(
     assert "resumes" in build.message and "re-submitting the file is safe" in ingest.message
     assert not services.space_code_job_pending(embedded)
 
+
 def _papers_file(tmp_path, n: int):
     import json
 
