@@ -51,8 +51,8 @@ def celery_worker(transactional_db, celery_app_configured):
         yield worker
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
-    """Poll until predicate() is truthy; returns its value or fails the test."""
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
+    """Poll until predicate() is truthy; returns its value or fails the test saying `what`."""
     import time
 
     deadline = time.monotonic() + timeout
@@ -61,7 +61,7 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s")
+    pytest.fail(f"{what}: not met within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="session")

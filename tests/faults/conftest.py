@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import pytest
 
 from project import devstack
 from project.supervisor import Supervised
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_PORT = int(os.environ.get("PAPERSCOPE_FAULTS_PG_PORT", "54349"))
@@ -93,13 +93,7 @@ class Stack:
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"{what}: not within {timeout:.0f} s")
+    return wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
 
 @pytest.fixture
