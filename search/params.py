@@ -96,14 +96,21 @@ def _one(data: Mapping, name: str) -> str:
     return values[-1] if values else ""
 
 
+MIN_YEAR = 1000
+
+
 def _date(value: str, name: str, errors: dict[str, str]) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value) if len(value) > 4 else date(int(value), 1, 1)
+        parsed = (date.fromisoformat(value) if len(value) > 4
+                  else date(int(value), 1, 1) if value.isascii() else None)
     except ValueError:
-        errors[name] = f"{value!r} is not a date; use YYYY-MM-DD"
+        parsed = None
+    if parsed is None or parsed.year < MIN_YEAR:
+        errors[name] = f"{value!r} is not a date; use YYYY-MM-DD (or YYYY), {MIN_YEAR} or later"
         return None
+    return parsed
 
 
 def parse_filters(data: Mapping, errors: dict[str, str]) -> SearchFilters:
@@ -202,8 +209,9 @@ def apply_field_syntax(
         elif name in ("cat", "category"):
             updates["categories"] = (*updates.get("categories", filters.categories), value)
         elif name == "year":
-            if not re.fullmatch(r"\d{4}", value):
-                errors["q"] = f"year:{value} is not a year"
+            # ASCII digits (\d also takes "٢٠٢٥"), and a year dates can hold (year:0000 was a 500)
+            if not re.fullmatch(r"[0-9]{4}", value) or int(value) < MIN_YEAR:
+                errors["q"] = f"year:{value} is not a year; use four digits, {MIN_YEAR} or later"
                 continue
             updates["published_after"] = date(int(value), 1, 1)
             updates["published_before"] = date(int(value), 12, 31)

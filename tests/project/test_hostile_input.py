@@ -46,3 +46,17 @@ def test_unknown_api_paths_answer_json_404():
 
     assert response.status_code == 404 and response["Content-Type"] == "application/json"
     assert Client().get("/no-such-page/").status_code == 404
+
+
+@pytest.mark.parametrize("url, field", [
+    ("/api/v1/search?q=sonar+year:0000", "q"),
+    ("/api/v1/search?q=sonar+year:%D9%A2%D9%A0%D9%A2%D9%A5", "q"),
+    ("/api/v1/search?q=x&published_after=0000", "published_after"),
+    ("/api/v1/search?q=x&published_before=0999-01-01", "published_before"),
+    ("/api/v1/search?q=x&published_after=%C2%B2", "published_after"),
+])
+def test_odd_years_and_digits_are_a_400_naming_the_field(url, field):
+    response = Client().get(url)
+
+    assert response.status_code == 400, response.content[:300]
+    assert field in response.json()["errors"]
