@@ -354,7 +354,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "sentence_transformers": {"level": "WARNING"},
+                "axes": {"level": "WARNING"}},
 }
 
 if not DEBUG:

@@ -35,7 +35,8 @@ def test_similar_defaults_to_overall_ten_unfiltered():
     ("k=0", "k", "k must be between 1 and 100"),
     ("k=101", "k", "k must be between 1 and 100"),
     ("k=ten", "k", "'ten' is not a whole number"),
-    ("published_after=soon", "published_after", "'soon' is not a date; use YYYY-MM-DD"),
+    ("published_after=soon", "published_after",
+     "'soon' is not a date; use YYYY-MM-DD (or YYYY), 1000 or later"),
 ])
 def test_similar_names_each_bad_field_the_same_for_page_and_api(query, field, message):
     for strict in (True, False):  # the API, the page
@@ -86,7 +87,7 @@ MISTAKES = [
     ("positive=1&k=1000", {"positive": [1], "k": 1000}, "k", "k must be between 1 and 100"),
     ("positive=1&k=2.5", {"positive": [1], "k": "2.5"}, "k", "'2.5' is not a whole number"),
     ("positive=1&published_after=soon", {"positive": [1], "filters": {"published_after": "soon"}}, "filters",
-     "published_after: 'soon' is not a date; use YYYY-MM-DD"),
+     "published_after: 'soon' is not a date; use YYYY-MM-DD (or YYYY), 1000 or later"),
 ]
 
 
