@@ -35,8 +35,9 @@ KNOWN_WEAK_SECRETS = {DEV_SECRET, "change-me", "changeme", "secret", "django-ins
 
 
 def weak_secret_reason(secret: str) -> str | None:
-    """Why a production SECRET_KEY is unacceptable, or None. Signing keys need length and
-    variety: 50 characters of at least 5 distinct kinds is what Django's own generator gives."""
+    """Why a production SECRET_KEY is unacceptable, or None: a published example, under 40
+    characters, or under 16 distinct ones (Django's own generator gives 50 random characters;
+    secrets.token_urlsafe(50) gives 67)."""
     if secret.strip().lower() in KNOWN_WEAK_SECRETS or secret.lower().startswith("django-insecure"):
         return "it is a published example value"
     if len(secret) < 40:
