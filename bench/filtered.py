@@ -190,7 +190,7 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
                "max_scan_tuples": settings.HNSW_MAX_SCAN_TUPLES,
                "ef_search": settings.HNSW_EF_SEARCH,
                "oversample": settings.HNSW_ITERATIVE_OVERSAMPLE,
-               "code_oversample": planner.CODE_GRAPH_OVERSAMPLE}
+               "code_oversample": planner.limits.CODE_GRAPH_OVERSAMPLE}
     configs = [default]
     configs += [{**default, "exact_scan_max": v} for v in (1_000, 3_000, 10_000, 20_000)]
     configs += [{**default, "ef_search": v} for v in (64, 100, 200)]
@@ -211,7 +211,7 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
             for ci in (list(range(len(configs)))[qi % len(configs):] +
                        list(range(len(configs)))[:qi % len(configs)]):
                 c = configs[ci]
-                planner.CODE_GRAPH_OVERSAMPLE = c["code_oversample"]
+                planner.limits.CODE_GRAPH_OVERSAMPLE = c["code_oversample"]
                 with overridden(HNSW_MAX_SCAN_TUPLES=c["max_scan_tuples"],
                                 HNSW_EF_SEARCH=c["ef_search"],
                                 HNSW_ITERATIVE_OVERSAMPLE=c["oversample"]):
@@ -259,7 +259,7 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
              f"HNSW_EF_SEARCH={best['ef_search']}, "
              f"HNSW_ITERATIVE_OVERSAMPLE={best['oversample']}, "
              f"CODE_GRAPH_OVERSAMPLE={best['code_oversample']}")
-    planner.CODE_GRAPH_OVERSAMPLE = default["code_oversample"]
+    planner.limits.CODE_GRAPH_OVERSAMPLE = default["code_oversample"]
     return out
 
 

@@ -198,7 +198,7 @@ ASPECTS = env.list("ASPECTS", default=["task", "method", "dataset"])
 # "Similar by aspect" reranks the aspect vector's top RERANK_SHORTLIST papers by
 # z(vector) + w_words * z(tf-idf cosine) + w_concepts * (concept cosine + w_nearest * cosine of
 # the nearest names) (recommend.rerank); 0 turns it off. Task and dataset weights and kinds:
-# one choice per aspect on every validation pool at once (bench/aspects_concepts.py,
+# one choice per aspect on every validation pool at once (`manage.py bench aspects`,
 # docs/benchmarks.md "Named concepts", "Nearest names"): the names carry it (task: the vector
 # mostly breaks ties among the shortlist), the words add a little (task) or nothing (dataset),
 # the nearest task names add the tasks papers do not write down (a little of them for
@@ -222,7 +222,7 @@ HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
 HNSW_MAX_SCAN_TUPLES = env.int("HNSW_MAX_SCAN_TUPLES", default=200_000)
 # Graph degree of the halfvec HNSW index (pgvector's default is 16); chosen by
-# `manage.py bench_scale graph`, see docs/benchmarks.md. Applies to indexes built from now on.
+# `manage.py bench graph`, see docs/benchmarks.md. Applies to indexes built from now on.
 HNSW_HALFVEC_M = env.int("HNSW_HALFVEC_M", default=12)
 # maintenance_work_mem for the HNSW builds Paperscope runs itself (ternary code, per-category
 # graphs): below the graph's size pgvector builds on disk, several times slower.

@@ -1,6 +1,6 @@
 """Shared words, one of the signals that rerank "similar by aspect" (recommend.rerank).
 
-Measured (docs/benchmarks.md "Lexical fusion", bench/aspects_fusion_shortlist.py): reranking
+Measured (docs/benchmarks.md "Lexical fusion", the deleted bench/aspects_fusion_shortlist.py): reranking
 the top 100 papers by an aspect vector with z(vector cosine) + w * z(tf-idf cosine), both
 z-scored over that shortlist, lifts held-out MAP@10 on every aspect we can measure: pwc
 "same task" 0.320 -> 0.362, SciREX dataset 0.510 -> 0.539, and, on tasks never seen in

@@ -6,7 +6,7 @@ paper's nearest names are the NEAREST_TOP names of the dictionary whose embeddin
 to the paper's generic embedding (cosine at least NEAREST_FLOOR, weighed by how far above it).
 Two papers compare by the cosine of these weights: a second, softer names term of the rerank
 and of recommend() (recommend.rerank.nearest_weights; chosen and weighed on validation by
-bench/aspects_concepts.py, kinds "nearλ"; docs/benchmarks.md "Nearest names"), computed on the
+`manage.py bench aspects`, kinds "nearλ"; docs/benchmarks.md "Nearest names"), computed on the
 fly for the shortlist from the stored generic vectors, so nothing is stored per paper.
 
 The names' embeddings (~4,700 task names) are built ahead of time, never in a request:

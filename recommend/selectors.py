@@ -282,7 +282,7 @@ def recommend(request: RecommendRequest) -> SearchResult:
     names = _concept_scores(request, {a: w / total_weight for a, w in weights.items()}, pool)
     if names:
         # As "similar" does: the vector score z-scored over the pool plus the names the
-        # candidate shares with the examples (bench/aspects_recommend.py, docs/benchmarks.md
+        # candidate shares with the examples (`manage.py bench aspects-recommend`, docs/benchmarks.md
         # "Nearest names": pwc "same task" from two examples 0.405 -> 0.651 MAP@10, SciREX
         # task 0.553 -> 0.638).
         vector = rerank.zscore(np.asarray([scores[pid] for pid in pool]))

@@ -3,7 +3,7 @@
 An adapter W (d x d) maps a paper's generic vector to its aspect vector:
     aspect = normalize(alpha * normalize(generic @ W) + (1 - alpha) * generic)
 Trained by `python manage.py train_aspect_adapters` (contrastive, on pairs of papers that share
-a Papers with Code / SciREX label), chosen by `bench/aspects_eval.py` (docs/benchmarks.md).
+a Papers with Code / SciREX label), chosen by `manage.py bench aspects-adapters` (docs/benchmarks.md).
 The artifact is versioned: its version is part of the aspect spaces' identity, so a new
 artifact is filled in the background and switched on when complete.
 """

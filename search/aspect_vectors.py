@@ -1,7 +1,7 @@
 """How a paper's aspect vectors (task / method / dataset) are computed, for papers with or
 without labels. Called by the embedding workers (search.services.papers_embed).
 
-Chosen by measurement (bench/aspects_eval.py, docs/benchmarks.md "Aspect vectors"): a learned
+Chosen by measurement (`manage.py bench aspects-adapters`, docs/benchmarks.md "Aspect vectors"): a learned
 linear adapter applied to the generic vector, mixed back with it (search.adapters). Of the
 candidates, only the adapter beat the generic embedding; sentence selection, prompts and
 MaxSim did not. For aspects without a measured gain (method) the vector is the generic one.

@@ -8,7 +8,7 @@ so pgvector's bit HNSW index (Hamming) ranks by a 3-level quantisation instead o
 
 Measured on the 74.7k reference vectors (exhaustive Hamming, then float rerank, recall@10):
 sign bits need 40 candidates per result for 0.98, the ternary code 10 (docs/benchmarks.md,
-`python bench/compact_codes.py`). Two bits per dimension: 96 bytes for a 384-d vector.
+`manage.py bench compact-codes`). Two bits per dimension: 96 bytes for a 384-d vector.
 
 The thresholds are a learned projection: fitted once per space (search.services.
 space_build_code), stored on the space with a version derived from their values.

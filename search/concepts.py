@@ -6,7 +6,7 @@ topic. Matching the text against a dictionary of known task and dataset names gi
 paper, labelled or not, a small set of concepts; two papers sharing a rare concept are alike on
 that aspect. Nothing is trained: the dictionary is data (data/taxonomy/, written from a PwC
 taxonomy export by `manage.py build_concepts`), so it covers tasks no model has seen.
-Measured in bench/aspects_concepts.py (docs/benchmarks.md "Named concepts").
+Measured in `manage.py bench aspects` (docs/benchmarks.md "Named concepts").
 
 Matching is on normalised word sequences: lower case, runs of letters and digits, a plural "s"
 dropped from words longer than three letters, so "Image-Classification" and "image

@@ -140,7 +140,7 @@ def model_key(encoder: Encoder) -> str:
     """name@version of the weights an encoder computes with. An int8 export answers with its
     source model's key, so artifacts trained on the source's vectors (the aspect adapters)
     apply to it: on held-out pwc-tasks the torch-trained adapters gave MAP@10 0.322 on int8
-    vectors vs 0.320 on torch ones (`bench/onnx_aspects_check.py`, docs/benchmarks.md)."""
+    vectors vs 0.320 on torch ones (`manage.py bench onnx-aspects`, docs/benchmarks.md)."""
     return getattr(encoder, "source_key", None) or f"{encoder.name}@{encoder.version}"
 
 

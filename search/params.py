@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from search import concepts
+from search.ingest import MIN_YEAR  # the earliest year a paper may carry
 
 MODES = ("semantic", "keyword", "hybrid")
 # Hybrid with the semantic list at weight 0.3 found known items best (`manage.py bench modes`,
@@ -94,9 +95,6 @@ def _getlist(data: Mapping, name: str) -> list[str]:
 def _one(data: Mapping, name: str) -> str:
     values = _getlist(data, name)
     return values[-1] if values else ""
-
-
-MIN_YEAR = 1000
 
 
 def _date(value: str, name: str, errors: dict[str, str]) -> date | None:

@@ -18,7 +18,7 @@ benchmarks and re-quantising unless keep_fp32=False), the tokenizer files and ma
 the manifest records the same source fingerprint, export format, quantisation settings and
 onnxruntime version, and model-int8.onnx still has the recorded sha256.
 
-Defaults, chosen by measurement (bench/embed_backends.py, N=1000 arXiv abstracts, 2-core
+Defaults, chosen by measurement (`manage.py bench encoders`, N=1000 arXiv abstracts, 2-core
 AVX-512 VNNI CPU; speedups are against sentence-transformers fp32 with 2 torch threads):
 - eager attention when tracing: the SDPA trace has extra mask ops and ran slower in ORT;
 - signed int8 weights, per channel: u8s8 is the fast VNNI GEMM path (QUInt8 weights: 2x

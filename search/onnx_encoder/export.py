@@ -65,7 +65,7 @@ def ffn_output_matmuls(layers: Sequence[int]) -> tuple[str, ...]:
 
 # Keeping the FFN output MatMuls of layers 0 and 2 in fp32 (2 of 36 MatMuls) cuts the cosine
 # error by ~40% (mean cosine to fp32 0.9952 -> 0.9972, recall@10 0.906 -> 0.926; per-layer
-# sensitivity measured on MiniLM-L6, bench/embed_backends.py int8-all vs int8). Names that do
+# sensitivity measured on MiniLM-L6, `manage.py bench encoders` int8-all vs int8). Names that do
 # not exist in another model's graph are ignored by the quantiser.
 DEFAULT_QUANT = QuantSettings(nodes_to_exclude=ffn_output_matmuls((0, 2)))
 

@@ -27,18 +27,16 @@ Precision modes (issue #4), all returning cosine similarity of the *full* vector
 
 Modules: limits (the thresholds), filters (filter SQL and counts), months (calendar months as
 SQL), indexes (index names and their CREATE INDEX statements), scans (the executors), decide
-(the plan decision). The names below stay importable from search.planner.
+(the plan decision). The names below stay importable from search.planner; the thresholds
+are read where they live, so a benchmark or a test changes them on `planner.limits`.
 """
 
 from __future__ import annotations
 
-import sys
-import types
-
-from pgvector import Bit, HalfVector, Vector  # noqa: F401 - re-exported (bench_scale)
+from pgvector import Bit, HalfVector, Vector  # noqa: F401 - re-exported (bench filtered, precision)
 
 from search.params import PRECISIONS, SearchFilters  # noqa: F401 - re-exported
-from search.planner import limits
+from search.planner import limits  # noqa: F401 - where the thresholds live (planner.limits.X)
 from search.planner.decide import (  # noqa: F401 - re-exported
     category_graph,
     corpus_size,
@@ -87,17 +85,3 @@ from search.planner.scans import (  # noqa: F401 - re-exported
     index_literal,
     index_scan,
 )
-
-
-class _LimitsSetOnThePackage(types.ModuleType):
-    """Setting a threshold on the package sets it where the planner reads it (limits):
-    `manage.py bench_scale` sweeps `planner.CODE_GRAPH_OVERSAMPLE`, and a re-exported copy
-    alone would change nothing."""
-
-    def __setattr__(self, name: str, value) -> None:
-        if name.isupper() and hasattr(limits, name):
-            setattr(limits, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _LimitsSetOnThePackage

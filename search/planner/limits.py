@@ -4,7 +4,7 @@ tune them at run time (read them as `limits.NAME` at call time, never import the
 EXACT_SCAN_MAX = 3_000
 # ...or, on a big corpus, below this share of it: at 1M papers a 1% filter (10k rows) ranked
 # exactly in ~200 ms with recall 1.0, while the iterative scan took ~380 ms (p95) for recall
-# 0.78, its graph walk skipping 99% of what it met (docs/benchmarks.md, `bench_scale filtered`).
+# 0.78, its graph walk skipping 99% of what it met (docs/benchmarks.md, `bench filtered`).
 EXACT_SCAN_FRACTION = 0.02
 ESTIMATE_TRUST = 2  # beyond 2x the threshold, the statistics decide alone (no count)
 

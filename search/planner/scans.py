@@ -34,13 +34,13 @@ class IndexMode:
 
 INDEX_MODES = {
     "float": IndexMode("embedding", "vector", "<=>"),
-    # ef_search 200 on the m=12 graph: float's recall at 0.51x its index (`bench_scale graph`;
+    # ef_search 200 on the m=12 graph: float's recall at 0.51x its index (`bench graph`;
     # 150 was enough at 74.7k, 1M needed 200)
     "halfvec": IndexMode("embedding_half", "halfvec", "<=>", ef_search_min=200),
     # oversample 40: the smallest that kept recall@10 >= 0.95 at 74.7k (docs/benchmarks.md)
     "binary": IndexMode("embedding_bit", "bit", "<~>", oversample=40),
     # oversample 20: recall@10 0.991 at 74.7k, 0.967 at 1M (x10: 0.977 / 0.943), still
-    # faster than binary x40 (docs/benchmarks.md, `bench_scale precision`)
+    # faster than binary x40 (docs/benchmarks.md, `bench precision`)
     "ternary": IndexMode("pc.code", "bit", "<~>", oversample=20),
 }
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from search import concepts
 from search.embedders import content_hash
-from search.ingest import PaperRecord, count_rows, read_rows
+from search.ingest import PaperRecord, count_rows, identity_keys, read_rows
 from search.models import Job, Paper
 from search.services.embedding import queue_embedding
 from search.services.jobs import JobProgress, job_queue, job_run
@@ -59,9 +59,7 @@ def papers_upsert(*, records: Sequence[PaperRecord]) -> UpsertResult:
         to_create: list[Paper] = []
         to_update: dict[int, Paper] = {}
         for index, record in enumerate(records):
-            key_candidates = [k for k in (record.arxiv_id and f"a:{record.arxiv_id}",
-                                          record.doi and f"d:{record.doi}",
-                                          record.source_url and f"u:{record.source_url}") if k]
+            key_candidates = identity_keys(record)
             match_a = by_arxiv.get(record.arxiv_id) if record.arxiv_id else None
             match_d = by_doi.get(record.doi) if record.doi else None
             if match_a and match_d and match_a.pk != match_d.pk:

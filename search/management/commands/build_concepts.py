@@ -18,7 +18,7 @@ HEADER = """\
 # Names in the taxonomy that are ordinary phrases, acronyms or metrics in abstracts rather than
 # the task or dataset they name there: the most frequent dataset / task matches on the demo
 # corpus (2025 arXiv cs.CV / cs.CL / cs.AI), read one by one. Leaving them out loses nothing
-# measurable (bench/aspects_concepts.py) and keeps "dataset: SOTA" off the paper pages.
+# measurable (`manage.py bench aspects`) and keeps "dataset: SOTA" off the paper pages.
 GENERIC_NAMES = {
     ("dataset", "SOTA"), ("dataset", "AND Dataset"), ("dataset", "Social media"),
     ("dataset", "Real-world Dataset"), ("dataset", "Real-world Datasets"), ("dataset", "Video Dataset"),

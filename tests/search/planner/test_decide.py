@@ -98,12 +98,3 @@ def test_an_invalid_precision_is_a_400(client, db):
     response = client.get("/api/v1/search", {"q": "x", "precision": "int3"})
 
     assert response.status_code == 400 and "precision" in response.json()["errors"]
-
-
-def test_a_threshold_set_on_the_package_is_the_one_the_planner_reads(monkeypatch):
-    # `manage.py bench_scale` sweeps planner.CODE_GRAPH_OVERSAMPLE on the package
-    from search import planner
-
-    monkeypatch.setattr(planner, "CODE_GRAPH_OVERSAMPLE", 7)
-
-    assert planner.limits.CODE_GRAPH_OVERSAMPLE == 7 == planner.CODE_GRAPH_OVERSAMPLE
