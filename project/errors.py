@@ -18,14 +18,19 @@ class SecretsHiddenFilter(SafeExceptionReporterFilter):
     )
 
 
+def is_api(request: HttpRequest) -> bool:
+    """Under /api/ every answer is JSON, errors included: clients parse it."""
+    return request.path.startswith("/api/")
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api(request):
         return JsonResponse({"detail": f"no such endpoint or object: {request.path}"}, status=404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    if request.path.startswith("/api/"):
+    if is_api(request):
         return JsonResponse({"detail": "internal error; it is logged, and the request can be "
                                        "retried"}, status=500)
     return defaults.server_error(request)

@@ -11,14 +11,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from project.cache import UNREACHABLE
+from project.errors import is_api
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 10
 NUL = "\x00"
-
-
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
 
 
 def _nul_field(request: HttpRequest) -> str | None:
@@ -48,7 +45,7 @@ class RejectNulBytesMiddleware:
         if field is None:
             return self.get_response(request)
         message = "contains a NUL character (\\0), which is not allowed"
-        if _is_api(request):
+        if is_api(request):
             return JsonResponse({"detail": "invalid parameters", "errors": {field: message}},
                                 status=400)
         return HttpResponse(f"Bad request: {field} {message}.", status=400,
@@ -75,7 +72,7 @@ class ServiceUnavailableMiddleware:
         log.warning("%s unavailable during %s %s: %s", service, request.method, request.path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         reason = f"the {service} is not reachable; try again shortly"
-        if _is_api(request):
+        if is_api(request):
             response: HttpResponse = JsonResponse(
                 {"detail": "service temporarily unavailable", "reason": reason}, status=503)
         else:

@@ -3,6 +3,7 @@ examples. The same parsers (recommend.params) and selectors as the pages (recomm
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -98,8 +99,6 @@ class StatusAPI(APIView):
 def preparing(coverage) -> list[str]:
     """What a fresh or growing instance is still computing, in words: until these are done,
     rankings differ from a settled instance's."""
-    from django.conf import settings
-
     waiting = [f"vectors of {c.space}: {c.embedded} of {c.total}" for c in coverage
                if c.active and not c.complete]
     if lexical.needs_fit():
