@@ -79,8 +79,8 @@ def count_rows(path: Path) -> int:
     count = 0
     try:
         with open_binary(path) as handle:
-            for line in iter(lambda: handle.readline(MAX_LINE_BYTES), b""):
-                count += bool(line.strip())
+            for _, raw in _lines(handle):
+                count += raw is None or bool(raw.strip())  # (None: a long line, one row)
     except (OSError, EOFError, gzip.BadGzipFile):
         pass
     return count
