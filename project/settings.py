@@ -73,6 +73,9 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "template_partials",
+    # Reader accounts: sign-up, sign-in, e-mail verification, password reset (django-allauth)
+    "allauth",
+    "allauth.account",
     "search",
     "recommend",
 ]
@@ -94,6 +97,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
@@ -111,6 +115,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "project.context_processors.reader",
             ],
         },
     }
@@ -145,11 +150,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # LOGIN_FAILURE_LIMIT failures that pair is locked out for LOGIN_COOLOFF_MINUTES.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "django.contrib.auth.backends.ModelBackend",  # the admin's sign-in
+    "allauth.account.auth_backends.AuthenticationBackend",  # readers: user name or e-mail
 ]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# allauth's sign-in form names its field "login" (user name or e-mail); the admin's "username"
+AXES_USERNAME_CALLABLE = "project.accounts.attempted_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AUTH_PASSWORD_VALIDATORS = [
@@ -288,6 +296,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "search.tasks.refresh_concepts",
         "schedule": timedelta(minutes=10),
     },
+    # Readers' ranking models whose library or ratings changed since they were trained (the
+    # safety net of the retrain queued on every change).
+    "train-stale-reader-models": {
+        "task": "recommend.tasks.train_stale_reader_models",
+        "schedule": timedelta(minutes=5),
+    },
+    # Digests of readers whose daily / weekly period has ended: idempotent per period, so
+    # running it often (and after a restart) sends each digest once.
+    "send-due-digests": {
+        "task": "recommend.tasks.send_due_digests",
+        "schedule": timedelta(minutes=env.int("DIGEST_SWEEP_MINUTES", default=15)),
+    },
 }
 
 # --- API ---------------------------------------------------------------------------------
@@ -349,7 +369,42 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # variables whose names look secret; connection URLs carry passwords too.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "project.errors.SecretsHiddenFilter"
 
-LOGIN_URL = "/admin/login/"
+# --- reader accounts (django-allauth) and mail ------------------------------------------------
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/feed/"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+# "none" in development (sign up and go), "mandatory" or "optional" in production: a reader
+# must then follow the link mailed to them before signing in.
+ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION",
+                                     default="none" if DEBUG else "optional")
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_SESSION_REMEMBER = True
+# Development writes mails to var/mail/ (one file per message; `make run` prints the folder);
+# production sets EMAIL_URL (smtp://user:password@host:587/?tls=True) or EMAIL_BACKEND, e.g.
+# an anymail backend.
+_EMAIL = env.email_url("EMAIL_URL", default="filemail://")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=(
+    "django.core.mail.backends.filebased.EmailBackend" if _EMAIL["EMAIL_BACKEND"].endswith(
+        "filebased.EmailBackend") else _EMAIL["EMAIL_BACKEND"]))
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = int(_EMAIL.get("EMAIL_PORT") or 25)
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paperscope <paperscope@localhost>")
+# Absolute links in mails (digests, verification): the address readers open the site at.
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# --- the reader's loop ----------------------------------------------------------------------
+# Feed and digest: the window a first visit / first digest looks back over.
+FEED_DEFAULT_DAYS = env.int("FEED_DEFAULT_DAYS", default=7)
+FEED_MAX_K = 100
+# Digests go out at this hour (UTC) to readers whose period has ended.
+DIGEST_HOUR = env.int("DIGEST_HOUR", default=7)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -216,3 +216,60 @@ def _k(raw: object, default: int, errors: dict[str, str]) -> int:
         return default
     return parse_k(str(raw).strip(), errors, default=default)
 
+
+
+# --- the reader's feed ----------------------------------------------------------------------
+
+FEED_NAMES = {"library", "since", "days", "k", "format"}
+MAX_FEED_DAYS = 3660
+
+
+def parse_feed(query: Mapping, *, strict: bool = True):
+    """?library=&since=|days=&k=&<filters> of the feed (page, API, Atom); raises InvalidParams.
+    `since`: an ISO date or date-time (UTC when it has no zone); `days`: the last N days;
+    neither: since the previous visit (recommend.feed.default_since)."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from recommend.feed import FeedParams
+
+    errors: dict[str, str] = {}
+    if strict:
+        unknown = sorted(set(query.keys()) - FEED_NAMES - set(FILTER_NAMES))
+        if unknown:
+            errors["params"] = f"unknown parameter(s): {', '.join(unknown)}"
+    library = None
+    raw = _last(query, "library")
+    if raw:
+        if _ID.fullmatch(raw):
+            library = int(raw)
+        else:
+            errors["library"] = f"{raw!r} is not a library id"
+    since = None
+    raw_since, raw_days = _last(query, "since"), _last(query, "days")
+    if raw_since and raw_days:
+        errors["since"] = "give since or days, not both"
+    elif raw_since:
+        try:
+            since = datetime.fromisoformat(raw_since)
+            if since.tzinfo is None:
+                since = since.replace(tzinfo=UTC)
+            if since.year < 1000:
+                raise ValueError
+        except ValueError:
+            errors["since"] = f"{raw_since[:40]!r} is not a date; use YYYY-MM-DD or an ISO date-time"
+    elif raw_days:
+        if re.fullmatch(r"[0-9]{1,5}", raw_days) and 1 <= int(raw_days) <= MAX_FEED_DAYS:
+            since = timezone.now() - timedelta(days=int(raw_days))
+        else:
+            errors["days"] = f"days must be a whole number from 1 to {MAX_FEED_DAYS}"
+    k = parse_k(_last(query, "k"), errors, default=20)
+    if k > settings.FEED_MAX_K and "k" not in errors:
+        errors["k"] = f"k must be between 1 and {settings.FEED_MAX_K}"
+    filters = parse_filters(query, errors)
+    if errors:
+        raise InvalidParams(errors)
+    return FeedParams(library_id=library, since=since, k=k, filters=filters)
+

@@ -18,6 +18,7 @@ from recommend.params import (
     parse_recommend,
     parse_similar,
 )
+from recommend.reader_views import reader_state
 from search.models import Paper
 from search.params import InvalidParams
 from search.selectors import NotReady, aspect_names, paper_get
@@ -44,7 +45,8 @@ def paper_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         except NotReady as exc:
             notice = str(exc)
     context = {"paper": paper, "similar": similar, "notice": notice, "errors": errors,
-               "aspect": params.aspect, "aspects": aspects, "concept_kinds": CONCEPT_KINDS}
+               "aspect": params.aspect, "aspects": aspects, "concept_kinds": CONCEPT_KINDS,
+               "state": reader_state(request.user, [paper.pk])}
     template = "recommend/paper.html#similar" if request.htmx else "recommend/paper.html"
     return render(request, template, context)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from search import concepts
@@ -50,6 +50,9 @@ class SearchFilters:
     datasets: tuple[str, ...] = ()
     # task / dataset names found in the text ("task:Semantic Segmentation"; search.concepts)
     concepts: tuple[str, ...] = ()
+    # Papers Paperscope stored at or after this instant (Paper.created_at): the window of a
+    # reader's feed and digest ("new since your last visit"). Not a query-string filter.
+    added_after: datetime | None = None
 
     def is_empty(self) -> bool:
         return self == SearchFilters()

@@ -23,6 +23,9 @@ def filter_sql(filters: SearchFilters, alias: str = "p") -> tuple[str, list[Any]
     if filters.published_before:
         clauses.append(f"{alias}.published <= %s")
         params.append(filters.published_before)
+    if filters.added_after:
+        clauses.append(f"{alias}.created_at >= %s")
+        params.append(filters.added_after)
     if filters.categories:  # any of the given categories
         clauses.append(f"{alias}.categories && %s::varchar[]")
         params.append(list(filters.categories))
