@@ -60,10 +60,8 @@ def due_readers(now: datetime | None = None) -> list[tuple[int, str]]:
 
 def _window_start(user) -> datetime:
     last = Digest.objects.filter(user=user).order_by("-window_end").values_list("window_end", flat=True).first()
-    if last:
-        return last
-    return max(user.date_joined, timezone.now() - timedelta(days=settings.FEED_DEFAULT_DAYS)) \
-        if settings.FEED_DEFAULT_DAYS else user.date_joined
+    # a first digest looks back as far as a first visit to the feed does
+    return last or timezone.now() - timedelta(days=settings.FEED_DEFAULT_DAYS)
 
 
 def compose(user, period: str) -> Digest:
@@ -102,19 +100,21 @@ def send(*, user_id: int, period: str) -> str:
     if user is None or not user.email:
         return "no address"
     digest = compose(user, period)
+    failure: Exception | None = None
     with transaction.atomic():
         digest = Digest.objects.select_for_update().get(pk=digest.pk)
         if digest.status != Digest.Status.COMPOSED:
             return digest.status
-        message = render(digest)
         try:
-            message.send(fail_silently=False)
+            render(digest).send(fail_silently=False)
         except Exception as error:  # SMTP refused / unreachable: retried with the same items
-            Digest.objects.filter(pk=digest.pk).update(attempts=digest.attempts + 1)
-            raise DeliveryFailed(f"digest {digest.pk}: {error}") from error
-        digest.status, digest.sent_at = Digest.Status.SENT, timezone.now()
+            failure = error
+        else:
+            digest.status, digest.sent_at = Digest.Status.SENT, timezone.now()
         digest.attempts += 1
         digest.save(update_fields=["status", "sent_at", "attempts"])
+    if failure is not None:
+        raise DeliveryFailed(f"digest {digest.pk} of {user}: {failure}") from failure
     return digest.status
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from recommend import ranking, training
@@ -91,7 +92,8 @@ def reader_model(user, library: Library | None) -> tuple[ranking.ReaderModel, di
         raise InvalidParams({"library": f"{what}: save papers, rate them or give the library "
                                         "keywords, and the feed ranks new papers by them"})
     if row is None or row.version != current:
-        queue_training(user_id=user.pk, library_id=library.pk if library else None)
+        user_id, library_id = user.pk, library.pk if library else None
+        transaction.on_commit(lambda: queue_training(user_id=user_id, library_id=library_id))
     if row is not None:
         info = {"kind": row.kind, "trained_at": row.trained_at.isoformat(), "positives": row.positives,
                 "negatives": row.negatives, "current": row.version == current}
