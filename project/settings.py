@@ -381,7 +381,7 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION",
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_SESSION_REMEMBER = True
 # Development writes mails to var/mail/ (one file per message; `make run` prints the folder);
-# production sets EMAIL_URL (smtp://user:password@host:587/?tls=True) or EMAIL_BACKEND, e.g.
+# production sets EMAIL_URL (smtp+tls://user:password@host:587) or EMAIL_BACKEND, e.g.
 # an anymail backend.
 _EMAIL = env.email_url("EMAIL_URL", default="filemail://")
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=(
@@ -392,8 +392,9 @@ EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "localhost") or "localhost"
 EMAIL_PORT = int(_EMAIL.get("EMAIL_PORT") or 25)
 EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS", False))
-EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL", False))
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=bool(_EMAIL.get("EMAIL_USE_SSL", False)))
+# STARTTLS (smtp+tls://, port 587); implicit TLS (port 465) is EMAIL_USE_SSL=1 instead
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=bool(_EMAIL.get("EMAIL_USE_TLS", False))) and not EMAIL_USE_SSL
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Paperscope <paperscope@localhost>")
 # Absolute links in mails (digests, verification): the address readers open the site at.
