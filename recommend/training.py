@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from django.db import connection, transaction
 
 from recommend import lexical, ranking
@@ -54,11 +55,29 @@ def features(paper_ids: list[int], spaces: dict[str, EmbeddingSpace] | None = No
         fitted = lexical.current()
     if not fitted or not n:
         return ranking.PaperFeatures(vectors)
-    texts = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "title"))
-    abstracts = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "abstract"))
-    words = fitted.vectorizer.transform([paper_text(texts.get(pid, ""), abstracts.get(pid, ""))
-                                         for pid in paper_ids]).tocsr()
-    return ranking.PaperFeatures(vectors, words, fitted.version)
+    return ranking.PaperFeatures(vectors, words_of(paper_ids, fitted), fitted.version)
+
+
+# A paper's tf-idf row under one fit never changes (a changed paper has a new content hash but
+# the same id: keyed by both). New papers are the same for every reader, so the feed and the
+# digest run keep reading the same rows: kept per process, bounded.
+_WORDS: dict[tuple[str, int, str], sp.csr_matrix] = {}
+WORDS_CACHED = 50_000
+
+
+def words_of(paper_ids: list[int], fitted: lexical.Fitted) -> sp.csr_matrix:
+    rows = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "content_hash"))
+    keys = {pid: (fitted.version, pid, rows.get(pid, "")) for pid in paper_ids}
+    missing = [pid for pid in paper_ids if keys[pid] not in _WORDS]
+    if missing:
+        texts = {pk: paper_text(title, abstract) for pk, title, abstract in
+                 Paper.objects.filter(pk__in=missing).values_list("pk", "title", "abstract")}
+        computed = fitted.vectorizer.transform([texts.get(pid, "") for pid in missing]).tocsr()
+        if len(_WORDS) + len(missing) > WORDS_CACHED:
+            _WORDS.clear()
+        for row, pid in enumerate(missing):
+            _WORDS[keys[pid]] = computed[row]
+    return sp.vstack([_WORDS[keys[pid]] for pid in paper_ids], format="csr")
 
 
 @dataclass
