@@ -203,11 +203,15 @@ def explain(results: list[ScoredPaper], row_of: dict[int, int], parts: dict[str,
         }
 
 
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def reason_text(aspect: str, like: list[dict], names: dict[str, list[str]], words: list[str]) -> str:
     """One line, for the page, the Atom entry and the digest."""
     parts = []
     if like:
-        parts.append(f"like “{like[0]['title'][:90]}”")
+        parts.append(f"like “{_shorten(like[0]['title'], 90)}”")
     if aspect != "generic":
         parts.append(f"same {aspect}")
     flat = [n for kind in ("task", "dataset") for n in names.get(kind, [])][:2]
