@@ -141,7 +141,8 @@ def rank_new(*, user, library: Library | None, model: ranking.ReaderModel, since
 
     fitted = lexical.current()
     use_words = fitted is not None and model.words_version == fitted.version
-    feats = training.features(ids, spaces, fitted if use_words else None)
+    weighed = {a: space for a, space in spaces.items() if a in model.coef}  # not the 0-weight ones
+    feats = training.features(ids, weighed, fitted if use_words else None)
     scores = model.score(feats)
     order = np.argsort(-scores, kind="stable")[:k]
     results = hydrate([(ids[i], float(scores[i])) for i in order])
