@@ -1,10 +1,13 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from project import status as project_status
 from recommend import api as recommend_api
 from recommend import views as recommend_views
 from search import api, views
+from search.operations.health import PaperscopeHealth, WebHealth
 
 api_v1 = [
     path("api/v1/search", api.SearchAPI.as_view(), name="api-search"),
@@ -14,7 +17,8 @@ api_v1 = [
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
     path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
     path("api/v1/recommend", recommend_api.RecommendAPI.as_view(), name="api-recommend"),
-    path("api/v1/status", recommend_api.StatusAPI.as_view(), name="api-status"),
+    # recommend's status plus the recall audit's flags (issue 14, project/status.py)
+    path("api/v1/status", project_status.StatusAPI.as_view(), name="api-status"),
 ]
 
 urlpatterns = [
@@ -27,6 +31,14 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *api_v1,
+]
+
+# --- operations (issue 14): the staff dashboard, Prometheus metrics, health checks ---------
+urlpatterns += [
+    path("dashboard/", include("search.operations.urls")),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    path("health/", PaperscopeHealth.as_view(), name="health"),
+    path("health/web/", WebHealth.as_view(), name="health-web"),
 ]
 
 # JSON under /api/ (a client parsing JSON must not get Django's HTML page), HTML elsewhere
