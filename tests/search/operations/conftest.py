@@ -13,10 +13,11 @@ from search import services
 from search.embedders import content_hash
 from search.models import Paper
 
-WORDS = ("graph neural network transformer attention retrieval contrastive sonar robot grasping "
+TOPICS = ("graph neural network transformer attention retrieval contrastive sonar robot grasping "
          "segmentation diffusion language model protein folding reinforcement policy gradient "
          "benchmark dataset privacy federated quantum circuit sparse matrix kernel bayesian "
-         "inference causal discovery vision audio speech translation summarisation").split()
+         "inference causal discovery vision audio speech translation summarisation")
+WORDS = TOPICS.split()
 CATEGORIES = ("cs.LG", "cs.CL", "cs.CV", "cs.RO", "stat.ML", "q-bio.BM")
 
 
@@ -47,3 +48,25 @@ def audit_corpus(db):
     space = services.space_for_model()
     services.papers_embed(paper_ids=ids, space=space)
     return space
+
+
+@pytest.fixture
+def celery_worker_factory(transactional_db, celery_app_configured):
+    """Start a real Celery worker (thread, real Redis broker) for part of a test: the test can
+    stop it and see what the operator sees when a worker dies."""
+    from contextlib import contextmanager
+
+    from celery.contrib.testing.worker import start_worker
+    from django.conf import settings
+
+    app = celery_app_configured
+
+    @contextmanager
+    def worker():
+        with app.connection_for_write() as conn:
+            conn.default_channel.client.delete("celery", *settings.CELERY_TASK_QUEUES)
+        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False,
+                          shutdown_timeout=30) as started:
+            yield started
+
+    return worker
