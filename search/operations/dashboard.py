@@ -89,7 +89,8 @@ def pipeline_context() -> dict[str, Any]:
         "spaces": sorted((snapshot.data.get("spaces", {}) if snapshot else {}).items(),
                          key=lambda item: (not item[1].get("active"), item[0])),
         "queues": pipeline.queue_depths(),
-        "workers": pipeline.workers_alive(),
+        "workers": (seen := pipeline.workers_seen()),
+        "workers_at": datetime.fromtimestamp(seen["at"], UTC) if seen else None,
         "last_sweep": (datetime.fromtimestamp(sweep["at"], UTC), sweep["queued"]) if sweep else None,
     }
 

@@ -71,7 +71,7 @@ class Workers(HealthCheck):
     def run(self) -> None:
         from search.operations.pipeline import workers_alive
 
-        workers = workers_alive(fresh=True)
+        workers = workers_alive()
         if workers is None:
             raise ServiceUnavailable("the broker is unreachable, so no worker can be pinged")
         if not workers:

@@ -21,7 +21,7 @@ from search.models import EmbeddingSpace, Paper, PipelineSnapshot
 log = logging.getLogger(__name__)
 KEEP = timedelta(days=7)
 WORKERS_KEY = "ops:workers"
-WORKERS_TTL = 10  # seconds a ping answer is reused: the dashboard refreshes every few seconds
+WORKERS_TTL = 300  # seconds a ping answer is shown (the snapshot task pings every minute)
 LAST_SWEEP_KEY = "ops:last-sweep"
 
 
@@ -38,13 +38,10 @@ def queue_depths() -> dict[str, int]:
         return {}
 
 
-def workers_alive(*, fresh: bool = False) -> list[str] | None:
-    """Names of the Celery workers answering a ping within half a second, cached briefly
-    (a ping waits its whole timeout when no worker answers); None when the broker is down."""
-    if not fresh:
-        cached = cache.get(WORKERS_KEY)
-        if cached is not None:
-            return cached["workers"]
+def workers_alive() -> list[str] | None:
+    """Names of the Celery workers answering a ping within WORKER_PING_TIMEOUT; None when the
+    broker is down. A ping always waits its whole timeout (it collects every reply), so only
+    tasks and /health/ call this; the answer is cached for the dashboard (workers_seen)."""
     from project.celery import app
 
     try:
@@ -53,8 +50,14 @@ def workers_alive(*, fresh: bool = False) -> list[str] | None:
         log.warning("worker ping failed: %s", exc)
         return None
     names = sorted(name for reply in replies for name in reply)
-    cache.set(WORKERS_KEY, {"workers": names}, WORKERS_TTL)
+    cache.set(WORKERS_KEY, {"workers": names, "at": time.time()}, WORKERS_TTL)
     return names
+
+
+def workers_seen() -> dict[str, Any] | None:
+    """The last ping's answer ({"workers": [...], "at": unix time}) without pinging: a
+    request never waits for one."""
+    return cache.get(WORKERS_KEY)
 
 
 def sweep_done(*, queued: int) -> None:
@@ -78,7 +81,7 @@ def snapshot_take() -> PipelineSnapshot:
                              "embedded": c.embedded, "missing": max(0, c.total - c.embedded)}
                    for c in coverage if c.space in spaces},
         "queues": queue_depths(),
-        "workers": workers_alive(fresh=True) or [],
+        "workers": workers_alive() or [],
     }
     total = coverage[0].total if coverage else Paper.objects.count()
     snapshot = PipelineSnapshot.objects.create(papers=total, data=data)

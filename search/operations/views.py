@@ -18,6 +18,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -39,7 +40,9 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
 
 @staff_required
 def dashboard_page(request: HttpRequest) -> HttpResponse:
-    sections = {name: dashboard.section_context(name) for name in dashboard.SECTIONS}
+    # each section rendered by the same template its htmx refresh uses
+    sections = [render_to_string(f"search/dashboard/_{name}.html", dashboard.section_context(name),
+                                 request=request) for name in dashboard.SECTIONS]
     return render(request, "search/dashboard/page.html", {"sections": sections})
 
 

@@ -1,14 +1,14 @@
-// The dashboard's charts: each `.chart[data-chart=ID]` is drawn with uPlot from the JSON in
-// <script type="application/json" id="ID"> (Django's json_script: data, never code, so the
-// Content-Security-Policy stays "script-src 'self'"). Sections are re-fetched by htmx; the
-// charts of a swapped-in section are drawn again after the swap.
+// The dashboard's charts: each `.chart[data-series]` is drawn with uPlot from the JSON in that
+// attribute (data, never code, so the Content-Security-Policy stays "script-src 'self'"; not a
+// <script type="application/json">: htmx under the CSP drops script elements from swapped-in
+// content, see search/templatetags/ops_tags.py). Sections are re-fetched by htmx; the
+// charts of a swapped-in section are drawn again once it is in the document.
 (function () {
   const COLOURS = ["#2456c7", "#d1495b", "#2b7a3d", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#3d405b"];
 
   function draw(el) {
-    const source = document.getElementById(el.dataset.chart);
-    if (!source || typeof uPlot === "undefined") return;
-    const data = JSON.parse(source.textContent);
+    if (!el.dataset.series || typeof uPlot === "undefined") return;
+    const data = JSON.parse(el.dataset.series);
     el.replaceChildren();
     if (!data.x || data.x.length === 0) {
       const empty = document.createElement("p");
@@ -33,9 +33,13 @@
   }
 
   function drawAll(root) {
-    root.querySelectorAll(".chart[data-chart]").forEach(draw);
+    root.querySelectorAll(".chart[data-series]").forEach(draw);
   }
 
   document.addEventListener("DOMContentLoaded", () => drawAll(document));
-  document.addEventListener("htmx:afterSettle", (event) => drawAll(event.target));
+  // htmx:load fires on each piece of new content once it is in the document (afterSettle of
+  // an outerHTML swap fires on the element that was replaced, no longer in the document)
+  document.addEventListener("htmx:load", (event) => {
+    if (event.target !== document.body) drawAll(event.target);
+  });
 })();
