@@ -78,3 +78,8 @@ def test_deleting_needs_the_space_name_typed(staff_client, audit_corpus):
                                  follow=True)
     assert f"type the space&#x27;s name ({shadow.name})" in response.content.decode()
     shadow.refresh_from_db()  # still there
+
+
+def test_the_admin_and_the_header_link_to_the_dashboard(staff_client):
+    assert 'href="/dashboard/">Operator dashboard</a>' in staff_client.get("/admin/").content.decode()
+    assert 'href="/dashboard/">Dashboard</a>' in staff_client.get("/labels/").content.decode()
