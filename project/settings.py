@@ -375,6 +375,8 @@ STATICFILES_DIRS.append(("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "
 # every search's mode, plan and latency in a bounded Redis list (search.operations.latency)
 SEARCH_LATENCY_RECORDING = env.bool("SEARCH_LATENCY_RECORDING", default=True)
 SEARCH_LATENCY_WINDOW = env.int("SEARCH_LATENCY_WINDOW", default=10_000)
+# seconds samples wait in the process before a background thread writes them (0: at once)
+SEARCH_LATENCY_FLUSH_INTERVAL = env.float("SEARCH_LATENCY_FLUSH_INTERVAL", default=1.0)
 # the recall auditor (search.operations.audit): flag a plan class below RECALL_TARGET
 RECALL_TARGET = env.float("RECALL_TARGET", default=0.95)
 RECALL_AUDIT_SAMPLES = env.int("RECALL_AUDIT_SAMPLES", default=12)  # papers, x5 filter shapes

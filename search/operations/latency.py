@@ -1,8 +1,10 @@
 """Search latency, recorded per request in Redis (a bounded window), summarised for the
 dashboard and /metrics.
 
-Recording is one pipelined LPUSH + LTRIM (~0.1 ms on loopback, measured by `bench
-dashboard`): never a table write per query. A sample is a short text line
+Recording appends the sample to a list in the process; a background thread writes what
+gathered once a second with one pipelined LPUSH + LTRIM (~0.1 ms on loopback): never a
+table write per query, and no Redis round trip inside a search (`bench dashboard` measures
+both). A sample is a short text line
 "<unix time> <mode> <plan> <ms> <short>", the newest first; the window keeps the last
 SEARCH_LATENCY_WINDOW samples, so memory stays bounded whatever the traffic. Throttled
 requests are a second list of timestamps.
@@ -10,8 +12,11 @@ requests are a second list of timestamps.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import os
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,17 +37,67 @@ def _window() -> int:
     return int(getattr(settings, "SEARCH_LATENCY_WINDOW", 10_000))
 
 
-def _push(name: str, line: str) -> None:
+def _write(items: list[tuple[str, str]]) -> None:
+    """Push the lines onto their lists and trim them: one pipelined round trip."""
     global _last_warning
     try:
         pipe = ops_redis.client().pipeline(transaction=False)
-        pipe.lpush(ops_redis.key(name), line)
-        pipe.ltrim(ops_redis.key(name), 0, _window() - 1)
+        for name in {n for n, _ in items}:
+            # LPUSH of several values puts the last one first: newest first, as read
+            pipe.lpush(ops_redis.key(name), *[line for n, line in items if n == name])
+            pipe.ltrim(ops_redis.key(name), 0, _window() - 1)
         pipe.execute()
-    except ops_redis.UNREACHABLE as exc:  # fail open: a lost sample, never a lost search
+    except ops_redis.UNREACHABLE as exc:  # fail open: lost samples, never a lost search
         if time.monotonic() - _last_warning > _WARN_EVERY:
             _last_warning = time.monotonic()
             log.warning("latency recorder: Redis unreachable (%s); samples skipped", exc)
+
+
+# Samples wait in this process for at most SEARCH_LATENCY_FLUSH_INTERVAL seconds and are
+# written by a background thread: a search then costs an append to a list, and a slow or
+# hung Redis (socket timeout 0.5 s) never delays one. 0 writes in the request instead.
+_buffer: list[tuple[str, str]] = []
+_lock = threading.Lock()
+_flusher: tuple[int, threading.Thread] | None = None  # (pid it runs in, thread)
+MAX_BUFFER = 10_000  # beyond this (Redis gone for long) the oldest samples are dropped
+
+
+def _flush_interval() -> float:
+    return float(getattr(settings, "SEARCH_LATENCY_FLUSH_INTERVAL", 1.0))
+
+
+def flush() -> None:
+    """Write this process's waiting samples now (readers in this process call it first)."""
+    with _lock:
+        items = _buffer[:]
+        _buffer.clear()
+    if items:
+        _write(items)
+
+
+def _flush_forever() -> None:
+    while True:
+        time.sleep(max(0.05, _flush_interval()))
+        flush()
+
+
+def _push(name: str, line: str) -> None:
+    global _flusher
+    if _flush_interval() <= 0:
+        _write([(name, line)])
+        return
+    with _lock:
+        _buffer.append((name, line))
+        if len(_buffer) > MAX_BUFFER:
+            del _buffer[: len(_buffer) - MAX_BUFFER]
+        # one thread per process (a forked child has none of its parent's threads)
+        if _flusher is None or _flusher[0] != os.getpid() or not _flusher[1].is_alive():
+            thread = threading.Thread(target=_flush_forever, name="latency-flush", daemon=True)
+            thread.start()
+            _flusher = (os.getpid(), thread)
+
+
+atexit.register(flush)
 
 
 def record_search(*, mode: str, plan: str, ms: float, short: bool) -> None:
@@ -71,6 +126,7 @@ class Sample:
 
 def samples(*, since_seconds: float | None = None) -> list[Sample]:
     """The recorded searches, newest first (empty when Redis is unreachable)."""
+    flush()
     try:
         raw = ops_redis.client().lrange(ops_redis.key(SAMPLES), 0, -1)
     except ops_redis.UNREACHABLE:
@@ -90,6 +146,7 @@ def samples(*, since_seconds: float | None = None) -> list[Sample]:
 
 
 def throttled_times(*, since_seconds: float) -> list[float]:
+    flush()
     try:
         raw = ops_redis.client().lrange(ops_redis.key(THROTTLED), 0, -1)
     except ops_redis.UNREACHABLE:
