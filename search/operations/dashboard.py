@@ -72,6 +72,9 @@ def corpus_context() -> dict[str, Any]:
 
 def pipeline_context() -> dict[str, Any]:
     flow = pipeline.throughput(hours=6)
+    existing = set(EmbeddingSpace.objects.values_list("name", flat=True))
+    # a deleted space's series would stay in the legend for the six hours its snapshots last
+    flow["rates"] = {name: values for name, values in flow["rates"].items() if name in existing}
     snapshot = pipeline.latest_snapshot()
     sweep = pipeline.last_sweep()
     return {

@@ -26,6 +26,7 @@
     const options = {
       title: el.dataset.title || "", width: Math.max(280, el.clientWidth || 520), height: 220,
       series: series, scales: scales, legend: { live: false },
+      axes: [{}, { size: 64 }],  // room for "70,000" on the y axis
     };
     const chart = new uPlot(options, [data.x].concat(data.series.map((s) => s.values)), el);
     el.dataset.points = String(data.x.length);  // read by the browser test
