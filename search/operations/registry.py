@@ -80,13 +80,17 @@ def registry_add_space(*, model_name: str, aspect: str = "generic") -> Embedding
 
 
 def spaces_to_fill() -> list[EmbeddingSpace]:
-    """Spaces the sweep keeps filling besides the configured model's: the registry's shadows,
-    previous spaces (kept complete for a rollback) and an active space of another model."""
+    """Generic spaces the sweep keeps filling besides the configured model's: the registry's
+    shadow, the previous space (kept complete for a rollback) and an active space of another
+    model."""
     ids: set[int] = set()
     for registry in SpaceRegistry.objects.all():
         ids.update(i for i in (registry.shadow_id, registry.previous_id) if i)
-    ids.update(EmbeddingSpace.objects.filter(is_active=True).values_list("pk", flat=True))
-    return list(EmbeddingSpace.objects.filter(pk__in=ids).order_by("pk"))
+    # generic only: an aspect space's vectors come from the current adapters, which would
+    # write the new method's vectors into an older version's space
+    ids.update(EmbeddingSpace.objects.filter(is_active=True, aspect="generic")
+               .values_list("pk", flat=True))
+    return list(EmbeddingSpace.objects.filter(pk__in=ids, aspect="generic").order_by("pk"))
 
 
 def is_pinned(aspect: str) -> bool:

@@ -130,3 +130,11 @@ def test_no_request_fails_while_the_space_switches_back_and_forth(audit_corpus, 
     assert len(outcomes) > 20
     assert {code for code, _ in outcomes} == {200}
     assert {space for _, space in outcomes} == {first.name, shadow.name}  # both served
+
+
+def test_the_sweep_keeps_shadow_and_previous_spaces_filled(audit_corpus):
+    shadow = shadow_filled(audit_corpus)
+    registry.registry_switch(space=shadow)
+    other = registry.registry_add_space(model_name="hash:64")
+
+    assert {s.pk for s in registry.spaces_to_fill()} == {audit_corpus.pk, shadow.pk, other.pk}
