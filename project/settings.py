@@ -420,3 +420,34 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 WHITENOISE_USE_FINDERS = DEBUG
+
+# --- operations (issue 14): dashboard, recall auditor, model registry, /metrics, /health/ ----
+INSTALLED_APPS += ["django_prometheus", "health_check"]
+PROMETHEUS_EXPORT_MIGRATIONS = False  # no database read at start-up
+# request counts and latencies per view on /metrics; Before first, After last, as documented
+MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
+              "django_prometheus.middleware.PrometheusAfterMiddleware"]
+STATICFILES_DIRS.append(("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist"))
+# every search's mode, plan and latency in a bounded Redis list (search.operations.latency)
+SEARCH_LATENCY_RECORDING = env.bool("SEARCH_LATENCY_RECORDING", default=True)
+SEARCH_LATENCY_WINDOW = env.int("SEARCH_LATENCY_WINDOW", default=10_000)
+# seconds samples wait in the process before a background thread writes them (0: at once)
+SEARCH_LATENCY_FLUSH_INTERVAL = env.float("SEARCH_LATENCY_FLUSH_INTERVAL", default=1.0)
+# the recall auditor (search.operations.audit): flag a plan class below RECALL_TARGET
+RECALL_TARGET = env.float("RECALL_TARGET", default=0.95)
+RECALL_AUDIT_SAMPLES = env.int("RECALL_AUDIT_SAMPLES", default=12)  # papers, x5 filter shapes
+RECALL_AUDIT_BUDGET = env.float("RECALL_AUDIT_BUDGET", default=20.0)  # seconds per space
+RECALL_AUDIT_ASPECTS = env.list("RECALL_AUDIT_ASPECTS", default=["generic"])
+PIPELINE_SNAPSHOT_INTERVAL = env.int("PIPELINE_SNAPSHOT_INTERVAL", default=60)
+EMBEDDING_LAG_MAX = env.int("EMBEDDING_LAG_MAX", default=900)  # /health/: no progress for this long
+WORKER_PING_TIMEOUT = env.float("WORKER_PING_TIMEOUT", default=0.5)
+CELERY_BEAT_SCHEDULE.update({
+    "pipeline-snapshot": {
+        "task": "search.tasks.pipeline_snapshot",
+        "schedule": timedelta(seconds=PIPELINE_SNAPSHOT_INTERVAL),
+    },
+    "audit-recall": {
+        "task": "search.tasks.audit_recall",
+        "schedule": timedelta(minutes=env.int("RECALL_AUDIT_INTERVAL_MINUTES", default=60)),
+    },
+})

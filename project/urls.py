@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from project import status as project_status
 from recommend import api as recommend_api
 from recommend import reader_api, reader_views
 from recommend import views as recommend_views
 from search import api, views
+from search.operations.health import PaperscopeHealth, WebHealth
 
 api_v1 = [
     path("api/v1/search", api.SearchAPI.as_view(), name="api-search"),
@@ -15,7 +18,8 @@ api_v1 = [
     path("api/v1/ingest", api.IngestAPI.as_view(), name="api-ingest"),
     path("api/v1/jobs/<int:id>", api.JobDetailAPI.as_view(), name="api-job"),
     path("api/v1/recommend", recommend_api.RecommendAPI.as_view(), name="api-recommend"),
-    path("api/v1/status", recommend_api.StatusAPI.as_view(), name="api-status"),
+    # recommend's status plus the recall audit's flags (issue 14, project/status.py)
+    path("api/v1/status", project_status.StatusAPI.as_view(), name="api-status"),
     # the reader's loop
     path("api/v1/libraries", reader_api.LibraryListAPI.as_view(), name="api-libraries"),
     path("api/v1/libraries/<int:id>", reader_api.LibraryDetailAPI.as_view(), name="api-library"),
@@ -53,6 +57,14 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     *readers,
     *api_v1,
+]
+
+# --- operations (issue 14): the staff dashboard, Prometheus metrics, health checks ---------
+urlpatterns += [
+    path("dashboard/", include("search.operations.urls")),
+    path("metrics", ExportToDjangoView, name="metrics"),
+    path("health/", PaperscopeHealth.as_view(), name="health"),
+    path("health/web/", WebHealth.as_view(), name="health-web"),
 ]
 
 # JSON under /api/ (a client parsing JSON must not get Django's HTML page), HTML elsewhere

@@ -9,7 +9,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound, Throttled, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser
@@ -21,6 +21,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from search import selectors, services
 from search.api_docs import errors, k_parameter, paginated
 from search.models import Job, Paper
+from search.operations import latency
 from search.params import FILTER_NAMES, PRECISIONS, InvalidParams, parse_search_params
 
 
@@ -31,6 +32,8 @@ def exception_handler(exc, context):
                         status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, selectors.NotReady):  # the data is being computed: retry later
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Throttled):  # counted for the dashboard's "throttled requests"
+        latency.record_throttled()
     return drf_exception_handler(exc, context)
 
 

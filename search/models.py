@@ -251,3 +251,107 @@ class Job(models.Model):
     @property
     def progress(self) -> float:
         return round(self.processed / self.total, 4) if self.total else 0.0
+
+
+# --- operations: what the dashboard reads (search.operations) ----------------------------------
+
+class RecallAuditRun(models.Model):
+    """One run of the recall auditor (search.operations.audit): sampled queries through the
+    planner and through exact ranking, per space and plan class (RecallMeasurement)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
+    seconds = models.FloatField(default=0.0)
+    queries = models.PositiveIntegerField(default=0)
+    target = models.FloatField()  # recall@10 below which a plan class is flagged
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"recall audit #{self.pk} ({self.status})"
+
+
+class RecallMeasurement(models.Model):
+    """recall@10 of one plan class in one space, in one audit run."""
+
+    run = models.ForeignKey(RecallAuditRun, on_delete=models.CASCADE, related_name="measurements")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="recall")
+    plan_class = models.CharField(max_length=40)
+    measured_at = models.DateTimeField()  # the run's start, copied for the history query
+    queries = models.PositiveIntegerField()
+    recall_at_10 = models.FloatField()  # mean over the class's queries
+    recall_min = models.FloatField()
+    latency_p50_ms = models.FloatField()
+    latency_p95_ms = models.FloatField()
+    exact_p50_ms = models.FloatField()  # the oracle's own cost, for scale
+    plans = models.JSONField(default=dict)  # {planner plan as reported: queries}
+    below_target = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-measured_at", "space_id", "plan_class"]
+        indexes = [models.Index(fields=["space", "plan_class", "measured_at"],
+                                name="recall_space_class_time")]
+
+
+class PipelineSnapshot(models.Model):
+    """The pipeline as a periodic task saw it (vectors per space, queue depths, workers): the
+    dashboard plots these instead of counting in a request."""
+
+    taken_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    papers = models.PositiveIntegerField()
+    # {"spaces": {name: {"id", "aspect", "active", "embedded", "missing"}},
+    #  "queues": {name: depth}, "workers": [names]}
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-taken_at"]
+
+
+class SpaceRegistry(models.Model):
+    """Per aspect, what the model registry keeps beside the active space (EmbeddingSpace.is_active):
+    the shadow being filled or compared, and the previous active space for a rollback."""
+
+    aspect = models.CharField(max_length=50, unique=True)
+    shadow = models.ForeignKey(EmbeddingSpace, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    previous = models.ForeignKey(EmbeddingSpace, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
+    # An operator chose the active space: the automatic switch to the configured model's
+    # space (spaces.space_activate_when_complete) must not undo that choice.
+    pinned = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "space registry"
+
+    def __str__(self) -> str:
+        return f"registry of {self.aspect}"
+
+
+class SpaceComparison(models.Model):
+    """A shadow space measured against the active one before a switch (registry.compare)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        DONE = "done"
+        FAILED = "failed"
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    baseline = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    candidate = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    # {"papers": n, "overlap_at_10": x, "overlap_min": x, "latency_ms": {space: {"p50", "p95"}},
+    #  "recall": {space: {class: recall@10}}}
+    result = models.JSONField(default=dict, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]

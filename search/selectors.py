@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -21,8 +22,9 @@ from search import concepts
 from search.embedders import get_encoder
 from search.models import ASPECTS, ConceptStats, EmbeddingSpace, Job, Paper
 from search.newest import built_from_newest
+from search.operations import latency
 from search.params import SearchFilters, SearchParams
-from search.planner import filter_sql, vector_ranking
+from search.planner import count_matching, filter_sql, vector_ranking
 
 RRF_K = 60
 
@@ -121,7 +123,31 @@ def reciprocal_rank_fusion(
 # --- the search entry point -------------------------------------------------------------------------
 
 def paper_search(*, params: SearchParams) -> SearchResult:
-    """Semantic, keyword or hybrid search with filters; an empty query browses by date."""
+    """Semantic, keyword or hybrid search with filters; an empty query browses by date.
+
+    Each search is recorded (mode, plan, latency, short or not) in the operations window
+    (search.operations.latency): one pipelined Redis call, never a table write."""
+    started = time.perf_counter()
+    result = _paper_search(params=params)
+    ms = (time.perf_counter() - started) * 1000
+    semantic = result.plan.get("semantic") or {}
+    plan = semantic.get("plan") or result.plan.get("plan") or result.mode
+    latency.record_search(mode=result.mode, plan=str(plan), ms=ms,
+                          short=_came_back_short(result, params))
+    return result
+
+
+def _came_back_short(result: SearchResult, params: SearchParams) -> bool:
+    """The semantic ranking returned fewer rows than asked for while more papers match (the
+    planner promises this never happens). Counted only in that rare case: no extra query on
+    the usual path."""
+    asked, got = result.plan.get("semantic_asked"), result.plan.get("semantic_got")
+    if asked is None or got is None or got >= asked:
+        return False
+    return count_matching(params.filters, cap=int(asked)) > int(got)
+
+
+def _paper_search(*, params: SearchParams) -> SearchResult:
     filters, k, mode = params.filters, params.k, params.mode
     if not params.query:
         return SearchResult(hydrate(newest_ranking(k=k, filters=filters)), "browse",
@@ -138,11 +164,13 @@ def paper_search(*, params: SearchParams) -> SearchResult:
         ranked, plan["semantic"] = vector_ranking(
             space=space, vector=encode_query(space, params.query), k=k, filters=filters,
             precision=params.precision)
+        plan["semantic_asked"], plan["semantic_got"] = k, len(ranked)
     else:
         depth = max(k * 3, 50)
         semantic, plan["semantic"] = vector_ranking(
             space=space, vector=encode_query(space, params.query), k=depth, filters=filters,
             precision=params.precision)
+        plan["semantic_asked"], plan["semantic_got"] = depth, len(semantic)
         keyword = keyword_ranking(query=params.query, k=depth, filters=filters)
         plan["keyword_hits"] = len(keyword)
         ranked = reciprocal_rank_fusion(

@@ -13,7 +13,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from search import services
-from search.models import EmbeddingSpace
+from search.models import EmbeddingSpace, SpaceComparison
+from search.operations import audit, pipeline, registry
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +69,22 @@ def embed_missing() -> int:
         log.info("embed_missing: %d tasks still queued; skipping this round", pending)
         return 0
     spaces = services.configured_spaces()
+    configured = {s.pk for s in spaces}
+    # the model registry's shadow, previous and active spaces of other models fill too
+    spaces += [s for s in registry.spaces_to_fill() if s.pk not in configured]
     missing: set[int] = set()
     for space in spaces:
         ids = services.papers_missing_embedding_ids(space=space, limit=50_000)
         if ids:
             log.info("embed_missing: %d papers lack a vector in %s", len(ids), space.name)
             missing.update(ids)
-        else:
+        elif space.pk in configured:
             services.space_activate_when_complete(aspect=space.aspect)
         _queue_code_build(space)
     if missing:
         # papers_embed skips, per space, whatever is already current
         services.queue_embedding(paper_ids=sorted(missing), spaces=spaces)
+    pipeline.sweep_done(queued=len(missing))
     return len(missing)
 
 
@@ -126,3 +131,53 @@ def refresh_concepts(recount: bool = False) -> int:
     if stats is not None:
         log.info("concepts: %d papers refreshed; %s", updated, stats)
     return updated
+
+
+# --- operations (search.operations): the dashboard's recorders and the model registry ------------
+
+@shared_task(max_retries=0)
+def pipeline_snapshot() -> int:
+    """Vectors per space, queue depths and live workers, for the dashboard's charts."""
+    return pipeline.snapshot_take().pk
+
+
+@shared_task(max_retries=0, soft_time_limit=300)
+def audit_recall() -> int | None:
+    """The periodic recall audit; skipped when another run holds the lock."""
+    try:
+        return audit.recall_audit().pk
+    except audit.AuditBusy:
+        log.info("audit_recall: another run is in progress; skipped")
+        return None
+
+
+@shared_task(max_retries=0)
+def registry_add_space(model_name: str, aspect: str = "generic") -> int | None:
+    """Create (or find) the model's space as the registry's shadow and queue its filling."""
+    try:
+        return registry.registry_add_space(model_name=model_name, aspect=aspect).pk
+    except registry.RegistryError as exc:
+        log.warning("registry_add_space %s: %s", model_name, exc)
+        return None
+
+
+@shared_task(max_retries=0, soft_time_limit=600)
+def registry_compare(comparison_id: int) -> None:
+    comparison = SpaceComparison.objects.filter(pk=comparison_id).first()
+    if comparison is None or comparison.status != SpaceComparison.Status.QUEUED:
+        return
+    try:
+        registry.registry_compare(comparison=comparison)
+    except audit.AuditBusy:
+        comparison.status, comparison.message = (SpaceComparison.Status.FAILED,
+                                                 "a recall audit was running; compare again")
+        comparison.save(update_fields=["status", "message"])
+
+
+@shared_task(**RETRY)
+def registry_delete_space(space_id: int) -> bool:
+    try:
+        return registry.registry_delete_space(space_id=space_id)
+    except registry.RegistryError as exc:
+        log.warning("registry_delete_space %s: %s", space_id, exc)
+        return False

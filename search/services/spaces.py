@@ -54,10 +54,14 @@ def _short_hash(text: str) -> str:
 
 
 def space_activate_when_complete(*, aspect: str = "generic") -> EmbeddingSpace | None:
-    """Switch the aspect to the configured space once every paper has a vector there."""
+    """Switch the aspect to the configured space once every paper has a vector there, unless
+    an operator chose the active space in the model registry (search.operations.registry):
+    the sweep must not undo a rollback."""
+    from search.operations.registry import is_pinned
+
     target = space_for_model(aspect=aspect)
-    if target.is_active:
-        return target
+    if target.is_active or is_pinned(aspect):
+        return target if target.is_active else None
     if papers_missing_embedding_ids(space=target, limit=1):
         return None
     with transaction.atomic():

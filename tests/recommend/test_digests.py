@@ -145,3 +145,12 @@ def test_unsubscribing_from_the_mail_link_turns_digests_off(client, subscriber):
     assert ReaderProfile.objects.get(user=user).digest == "off"
     assert digests.due_readers() == []
     assert client.get("/digest/unsubscribe/wrong/").status_code == 404
+
+
+def test_metrics_show_the_digest_backlog(client, subscriber, settings):
+    settings.DIGEST_HOUR = 0
+    before = client.get("/metrics").content.decode()
+    assert "paperscope_digest_backlog 1.0" in before  # grace's weekly digest is due
+    Digest.objects.create(user=subscriber[0], period=digests.period_of("weekly", timezone.now()),
+                          window_start=timezone.now(), window_end=timezone.now(), status="sent")
+    assert "paperscope_digest_backlog 0.0" in client.get("/metrics").content.decode()

@@ -30,6 +30,7 @@ BENCHMARKS = {
     "digest": "bench.digest",
     "encoders": "bench.encoders_cpu",
     "onnx-aspects": "bench.onnx_aspects",
+    "dashboard": "bench.dashboard",
 }
 
 
