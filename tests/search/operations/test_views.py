@@ -23,7 +23,7 @@ def staff_client(client, db):
 def test_anonymous_visitors_are_sent_to_log_in(client):
     response = client.get("/dashboard/")
     assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/?next=/dashboard/")
+    assert response["Location"].startswith("/accounts/login/?next=/dashboard/")
     assert client.get("/dashboard/section/recall/").status_code == 302
 
 
