@@ -191,30 +191,65 @@ def _centroid(blocks: list[str], params: Params, positive: PaperFeatures,
     return coef
 
 
+def _fit_logistic(dense: np.ndarray, words: sp.csr_matrix | None, y: np.ndarray, weight: np.ndarray,
+                  C: float) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """L2-regularised weighted logistic regression (sklearn's objective: 0.5 |w|^2 + C * sum of
+    weighted log losses, intercept not penalised), by L-BFGS with the dense aspect block and the
+    sparse words kept apart: sklearn would need one sparse matrix holding the dense vectors,
+    which made a fit ~10x slower (0.7 s for 2,000 rows)."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    n_dense = dense.shape[1]
+    n_words = 0 if words is None else words.shape[1]
+    sign = 2.0 * y - 1.0
+
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[:-1]
+        z = dense @ w[:n_dense] + theta[-1]
+        if words is not None:
+            z = z + words @ w[n_dense:]
+        margin = sign * z
+        g = C * weight * -sign * expit(-margin)  # d(loss) / dz per row
+        grad = np.empty_like(theta)
+        grad[:n_dense] = dense.T @ g
+        if words is not None:
+            grad[n_dense:-1] = words.T @ g
+        grad[:-1] += w
+        grad[-1] = g.sum()
+        return 0.5 * float(w @ w) + C * float(weight @ np.logaddexp(0.0, -margin)), grad
+
+    theta = minimize(loss_grad, np.zeros(n_dense + n_words + 1), jac=True, method="L-BFGS-B",
+                     options={"maxiter": 500, "gtol": 1e-5}).x
+    return theta[:n_dense], (theta[n_dense:-1] if words is not None else None), float(theta[-1])
+
+
 def _linear(blocks: list[str], params: Params, positive: PaperFeatures, negative: PaperFeatures,
             background: PaperFeatures) -> tuple[dict[str, np.ndarray], float]:
-    from sklearn.linear_model import LogisticRegression
-
     rows = stack([positive, negative, background])
     matrices = _blocks(rows)
-    X = sp.hstack([sp.csr_matrix(matrices[b]) * params.weights[b] for b in blocks]).tocsr()
+    dense_blocks = [b for b in blocks if b != WORDS]
+    dense = np.hstack([np.asarray(matrices[b], dtype=np.float64) * params.weights[b] for b in dense_blocks]) \
+        if dense_blocks else np.zeros((len(rows), 0))
+    words = sp.csr_matrix(matrices[WORDS], dtype=np.float64) * params.weights[WORDS] if WORDS in blocks else None
     n_pos, n_neg = len(positive), len(negative)
-    y = np.zeros(len(rows), dtype=np.int8)
-    y[:n_pos] = 1
+    y = np.zeros(len(rows))
+    y[:n_pos] = 1.0
     weight = np.ones(len(rows))
     weight[n_pos:n_pos + n_neg] = params.negative_weight
     # balanced: the positives weigh as much as all negatives together, as one positive
     # among thousands would otherwise be a rounding error to the fit
     weight[:n_pos] = weight[n_pos:].sum() / n_pos
-    clf = LogisticRegression(C=params.C, max_iter=1000, tol=1e-4)
-    clf.fit(X, y, sample_weight=weight / weight.mean())
+    w_dense, w_words, intercept = _fit_logistic(dense, words, y, weight / weight.mean(), params.C)
     coef, start = {}, 0
-    for b in blocks:
+    for b in dense_blocks:
         width = matrices[b].shape[1]
         # the features were scaled by the weight, so raw features need the product
-        coef[b] = clf.coef_[0, start:start + width] * params.weights[b]
+        coef[b] = w_dense[start:start + width] * params.weights[b]
         start += width
-    return coef, float(clf.intercept_[0])
+    if w_words is not None:
+        coef[WORDS] = w_words * params.weights[WORDS]
+    return coef, intercept
 
 
 def _spread(coef: dict[str, np.ndarray], background: PaperFeatures) -> float:

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "aspects-recommend": "bench.aspects_recommend",
     "encoders": "bench.encoders_cpu",
     "onnx-aspects": "bench.onnx_aspects",
+    "feed": "bench.feed",
 }
 
 
