@@ -39,9 +39,11 @@ TARGET = 1.3
 def add_arguments(parser):
     parser.add_argument("--sizes", default="1,3,10,30", help="library sizes")
     parser.add_argument("--sets", default=",".join(READER_SETS), help="reader sets")
-    parser.add_argument("--readers", type=int, default=50,
+    parser.add_argument("--readers", type=int, default=40,
                         help="at most this many readers per set and size (seeded sample)")
     parser.add_argument("--tune", action="store_true", help="the validation grid instead of the test run")
+    parser.add_argument("--tune-stages", default="",
+                        help='--tune: only these stages from the shipped constants, e.g. "w:words=2,3,4"')
     parser.add_argument("--val-readers", type=int, default=30, help="--tune: readers per set and size")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default var/bench/feed[-tune].json)")
 
@@ -50,20 +52,24 @@ def ablations() -> dict:
     d = ranking.DEFAULT
     aspects = {b: w for b, w in d.weights.items() if b != WORDS}
     bare = {"centroid_mix": 0.0, "min_positives": 1}
-    return {
+    rows = {
         "linear: generic": ranking_method(with_params(weights={"generic": d.weights.get("generic", 1.0)}, **bare)),
         "linear: +aspects": ranking_method(with_params(weights=aspects, **bare)),
         "linear: +aspects +words": ranking_method(with_params(**bare)),
         "centroid, all blocks": ranking_method(with_params(min_positives=10**9)),
         "paperscope": ranking_method(ranking.DEFAULT),
     }
+    if d.centroid_mix == 0:
+        # then Paperscope *is* that row wherever it is linear (k >= min_positives): one fit less
+        del rows["linear: +aspects +words"]
+    return rows
 
 
 def _cells(rs, sizes, split, limit):
     return [(k, rs.eligible(k, split, limit)) for k in sizes if rs.eligible(k, split, limit)]
 
 
-def run(command, *, sizes, sets, readers, tune, val_readers, out, **_):
+def run(command, *, sizes, sets, readers, tune, tune_stages, val_readers, out, **_):
     require_data(PWC, SPECTER)
     t0 = time.time()
     sizes = [int(s) for s in sizes.split(",")]
@@ -71,7 +77,7 @@ def run(command, *, sizes, sets, readers, tune, val_readers, out, **_):
     if tune:
         from bench.feed_tune import tune as run_tune
 
-        run_tune(command, [n for n in names if n != "specter"], sizes, val_readers, out)
+        run_tune(command, [n for n in names if n != "specter"], sizes, val_readers, out, tune_stages)
         return
     methods = {"peer": peer_method, "centroid": centroid_method, **ablations()}
     results: dict = {}

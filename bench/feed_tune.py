@@ -49,7 +49,19 @@ def _objective(maps: dict[str, float]) -> float:
     return float(np.mean([math.log(max(v, 1e-4)) for v in maps.values()]))
 
 
-def tune(command, names: list[str], sizes: list[int], limit: int, out) -> None:
+def parse_stages(text: str) -> list[tuple[str, list]]:
+    """"w:words=2,3,4;C=0.3,1" -> [("w:words", [2.0, 3.0, 4.0]), ("C", [0.3, 1.0])]."""
+    stages = []
+    for part in filter(None, text.split(";")):
+        key, values = part.split("=", 1)
+        cast = int if key in ("background", "min_positives") else float
+        stages.append((key.strip(), [cast(v) for v in values.split(",")]))
+    return stages
+
+
+def tune(command, names: list[str], sizes: list[int], limit: int, out, stages: str = "") -> None:
+    """The grid of STAGES from START; with `stages` (a follow-up, e.g. past the edge of a
+    grid) only those, from the shipped ranking.DEFAULT and BACKGROUND_SAMPLE."""
     from bench.feed import evaluate_params
 
     t0 = time.time()
@@ -64,10 +76,12 @@ def tune(command, names: list[str], sizes: list[int], limit: int, out) -> None:
     write = command.stdout.write
     write(f"\nbench feed --tune: validation readers, MAP@10 per cell; objective = mean log MAP@10\n"
           f"centroid (generic): {_fmt(centroid)}  objective {_objective(centroid):.3f}\n")
-    params, background = START, START_BACKGROUND
+    params, background, plan = START, START_BACKGROUND, STAGES
+    if stages:
+        params, background, plan = ranking.DEFAULT, ranking.BACKGROUND_SAMPLE, parse_stages(stages)
     best = evaluate_params(preps, params, background)
     trials = [{"stage": "start", "value": None, "maps": best, "objective": _objective(best)}]
-    for key, values in STAGES:
+    for key, values in plan:
         scored = []
         for value in values:
             p, b = _apply(params, background, key, value)
@@ -83,7 +97,7 @@ def tune(command, names: list[str], sizes: list[int], limit: int, out) -> None:
     chosen = {"weights": dict(params.weights), "C": params.C, "min_positives": params.min_positives,
               "centroid_mix": params.centroid_mix, "background": background}
     write(f"\nchosen: {chosen}\n")
-    write_json(OUT / "feed-tune.json" if out is None else out,
+    write_json(out or OUT / ("feed-tune-followup.json" if stages else "feed-tune.json"),
                {"protocol": __doc__, "centroid": centroid, "trials": trials, "chosen": chosen,
                 "wall_time_s": time.time() - t0})
 
