@@ -8,7 +8,8 @@ query papers; a library of k = 1, 3, 10, 30 of a reader's papers, the rest of th
 among the new ones to be found. Methods (bench.feed_methods): arxiv-sanity-lite's recipe (the
 peer), the centroid of the library's generic vectors, Paperscope (recommend.ranking.train with
 ranking.DEFAULT) and its ablations: the linear model on the generic vector alone, + the aspect
-vectors, + the words (no centroid mix, no fallback); "centroid, all blocks" is the fallback.
+vectors, + the words (no centroid mix, no fallback: Paperscope itself at k >= 2 while
+ranking.DEFAULT mixes nothing, then left out); "centroid, all blocks" is the fallback.
 P@10, nDCG@10, MAP@10 per reader, averaged; the ratio to the peer with a paired bootstrap 95%
 interval over readers. Readers are split half validation / half test (bench.common, seed 13);
 every constant of recommend.ranking was chosen by `--tune` on validation readers of pwc-tasks

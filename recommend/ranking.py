@@ -11,8 +11,8 @@ and each block's term is its share of the score (`contributions`, the feed's "wh
 
 - "linear": a logistic regression with the positives (library papers, thumbs-up) against the
   thumbs-down and a background sample of the corpus (weak negatives), each block's features
-  scaled by its weight before the fit; then mixed with the centroid model (both standardised
-  on the background), which steadies the linear model when it has few positives.
+  scaled by its weight before the fit; it can be mixed with the centroid model (both
+  standardised on the background): measured, the mix did not help, so DEFAULT has none.
 - "centroid": below MIN_POSITIVES, per block the mean of the positives minus a little of the
   thumbs-down (Rocchio), so the coefficients are cosine directions.
 
@@ -62,7 +62,7 @@ class Params:
 
 
 DEFAULT = Params()
-BACKGROUND_SAMPLE = 2000  # corpus papers the trainer wants as background (weak negatives)
+BACKGROUND_SAMPLE = 2000  # corpus papers the trainer wants as background (weak negatives; not yet searched)
 
 
 @dataclass
