@@ -22,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"  # ../shared/data beside the checkout
 PWC = DATA / "pwc-tasks" / "pwc_valid.jsonl.gz"
 SCX = DATA / "scirex-aspects" / "scirex_train_aspects.jsonl.gz"
+ARXIV_DAILY = DATA / "arxiv-daily"
+ARXIV_MINILM = DATA / "embeddings" / "arxiv-minilm-l6-v2.npz"
+SPECTER = DATA / "specter-sample"
 OUT = ROOT / "var" / "bench"  # results of the runs (git-ignored)
 SEED = 13  # the aspect evaluations' seed: every split below is drawn with it
 
@@ -148,3 +151,12 @@ def pwc_transfer_papers(pwc: list[dict], scirex: list[dict], seed: int = SEED) -
     titles = {norm_title(p["title"]) for p in scirex}
     train, _, _ = pwc_split(len(pwc), seed)
     return [pwc[i] for i in train if norm_title(pwc[i]["title"]) not in titles]
+
+
+def feed_reader_split(names, seed: int = SEED) -> dict[str, str]:
+    """{reader name: "val" | "test"}, half each (of the sorted names, seeded): `bench feed`
+    chooses recommend.ranking's constants on the "val" readers and reports the "test" ones."""
+    ordered = sorted(set(names))
+    perm = np.random.default_rng(seed).permutation(len(ordered))
+    half = len(ordered) // 2
+    return {ordered[j]: "val" if r < half else "test" for r, j in enumerate(perm)}

@@ -110,3 +110,15 @@ def bootstrap_ratio(per_query: dict[str, list[dict]], row: str, n: int = 2000, s
     idx = rng.integers(0, len(ap[row]), size=(n, len(ap[row])))
     ratio = ap[row][idx].mean(1) / np.maximum(ap["generic"][idx].mean(1), ap["peer"][idx].mean(1))
     return [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))]
+
+
+def bootstrap_mean_ratio(num: Sequence[float], den: Sequence[float], n: int = 2000, seed: int = 13
+                         ) -> list[float]:
+    """95% interval of mean(num) / mean(den) over the same queries resampled together (paired)
+    n times: e.g. one method's per-reader AP against the peer's."""
+    a, b = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    if len(a) != len(b) or not len(a):
+        raise ValueError("paired values of at least one query are needed")
+    idx = np.random.default_rng(seed).integers(0, len(a), size=(n, len(a)))
+    ratio = a[idx].mean(1) / np.maximum(b[idx].mean(1), 1e-12)
+    return [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))]

@@ -17,8 +17,15 @@ import numpy as np
 class TfidfSvmPeer:
     name = "peer: tfidf+svm (arxiv-sanity-lite)"
 
-    def __init__(self, docs):
+    def __init__(self, docs, X=None):
+        """X: the tf-idf rows of `docs` when the caller already fitted this same recipe
+        (recommend.lexical's on a corpus of >= lexical.SMALL_CORPUS papers is: `bench feed`)."""
         from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if X is not None:
+            self.X, self.fit_s, self.n_features = X, 0.0, X.shape[1]
+            self.bytes_per_paper = float(X.getnnz(axis=1).mean() * 8)
+            return
 
         vectorizer = TfidfVectorizer(
             input="content", encoding="utf-8", decode_error="replace", strip_accents="unicode",
@@ -36,17 +43,22 @@ class TfidfSvmPeer:
 
     def scores(self, query_idx, cand_idx) -> tuple[np.ndarray, float]:
         """(queries x candidates decision values, seconds per query)."""
-        from sklearn import svm
-
         S = np.zeros((len(query_idx), len(cand_idx)), dtype=np.float64)
         t0 = time.time()
         for qi, q in enumerate(query_idx):
-            y = np.zeros(self.X.shape[0], dtype=np.float32)
-            y[q] = 1
-            clf = svm.LinearSVC(class_weight="balanced", verbose=0, max_iter=10000, tol=1e-6, C=0.01)
-            clf.fit(self.X, y)
-            S[qi] = clf.decision_function(self.X[cand_idx])
+            S[qi] = self.library_scores([q], cand_idx)
         return S, (time.time() - t0) / max(len(query_idx), 1)
+
+    def library_scores(self, positives, cand_idx) -> np.ndarray:
+        """Decision values of the candidates for one SVM with `positives` (rows) as the only
+        positives and every other paper as a negative: arxiv-sanity-lite's per-tag model."""
+        from sklearn import svm
+
+        y = np.zeros(self.X.shape[0], dtype=np.float32)
+        y[list(positives)] = 1
+        clf = svm.LinearSVC(class_weight="balanced", verbose=0, max_iter=10000, tol=1e-6, C=0.01)
+        clf.fit(self.X, y)
+        return clf.decision_function(self.X[cand_idx])
 
 
 def pool_scores(peer: TfidfSvmPeer, G: np.ndarray, idx) -> dict[str, np.ndarray]:

@@ -11,8 +11,8 @@ and each block's term is its share of the score (`contributions`, the feed's "wh
 
 - "linear": a logistic regression with the positives (library papers, thumbs-up) against the
   thumbs-down and a background sample of the corpus (weak negatives), each block's features
-  scaled by its weight before the fit; then mixed with the centroid model (both standardised
-  on the background), which steadies the linear model when it has few positives.
+  scaled by its weight before the fit; it can be mixed with the centroid model (both
+  standardised on the background): measured, the mix did not help, so DEFAULT has none.
 - "centroid": below MIN_POSITIVES, per block the mean of the positives minus a little of the
   thumbs-down (Rocchio), so the coefficients are cosine directions.
 
@@ -40,13 +40,18 @@ class Params:
     """The trainer's constants (the defaults are the ones `bench feed` chose)."""
 
     # weight of each block's features (aspect name or "words"); a block not named gets 0.
-    # "method" is the generic vector for the shipped model (no method adapter), so its
-    # weight would only double generic's.
+    # Chosen on validation readers (`bench feed --tune`): the words carry most of a reader's
+    # topic (2.0, the grid's edge), the task vector helps at half weight, the dataset vector
+    # did not help (0). "method" is the generic vector for the shipped model (no method
+    # adapter), so a weight would only double generic's.
     weights: Mapping[str, float] = field(default_factory=lambda: {
-        "generic": 1.0, "task": 1.0, "dataset": 0.5, WORDS: 1.0})
-    C: float = 1.0  # inverse regularisation of the logistic regression
-    min_positives: int = 2  # fewer positives: the centroid model
-    centroid_mix: float = 0.3  # share of the (standardised) centroid in a linear model
+        "generic": 1.0, "task": 0.5, WORDS: 2.0})
+    C: float = 1.0  # inverse regularisation (0.1 / 1 / 10 measured: 1 best, 10 overfits at k = 30)
+    # fewer positives: the centroid model (not searched: the grid stopped before this stage;
+    # with one paper the all-block centroid beat the generic one by 1.8x on pwc validation)
+    min_positives: int = 2
+    # share of the (standardised) centroid in a linear model: 0 / 0.15 / 0.3 measured, 0 best
+    centroid_mix: float = 0.0
     # one thumbs-down counts as this many background papers: a reader's explicit "no" is
     # stronger evidence than a random corpus paper (not measured: the readers of the bench
     # have no thumbs-down)
@@ -57,7 +62,7 @@ class Params:
 
 
 DEFAULT = Params()
-BACKGROUND_SAMPLE = 2000  # corpus papers the trainer wants as background (weak negatives)
+BACKGROUND_SAMPLE = 2000  # corpus papers the trainer wants as background (weak negatives; not yet searched)
 
 
 @dataclass
@@ -191,30 +196,65 @@ def _centroid(blocks: list[str], params: Params, positive: PaperFeatures,
     return coef
 
 
+def _fit_logistic(dense: np.ndarray, words: sp.csr_matrix | None, y: np.ndarray, weight: np.ndarray,
+                  C: float) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """L2-regularised weighted logistic regression (sklearn's objective: 0.5 |w|^2 + C * sum of
+    weighted log losses, intercept not penalised), by L-BFGS with the dense aspect block and the
+    sparse words kept apart: sklearn would need one sparse matrix holding the dense vectors,
+    which made a fit ~10x slower (0.7 s for 2,000 rows)."""
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    n_dense = dense.shape[1]
+    n_words = 0 if words is None else words.shape[1]
+    sign = 2.0 * y - 1.0
+
+    def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w = theta[:-1]
+        z = dense @ w[:n_dense] + theta[-1]
+        if words is not None:
+            z = z + words @ w[n_dense:]
+        margin = sign * z
+        g = C * weight * -sign * expit(-margin)  # d(loss) / dz per row
+        grad = np.empty_like(theta)
+        grad[:n_dense] = dense.T @ g
+        if words is not None:
+            grad[n_dense:-1] = words.T @ g
+        grad[:-1] += w
+        grad[-1] = g.sum()
+        return 0.5 * float(w @ w) + C * float(weight @ np.logaddexp(0.0, -margin)), grad
+
+    theta = minimize(loss_grad, np.zeros(n_dense + n_words + 1), jac=True, method="L-BFGS-B",
+                     options={"maxiter": 500, "gtol": 1e-5}).x
+    return theta[:n_dense], (theta[n_dense:-1] if words is not None else None), float(theta[-1])
+
+
 def _linear(blocks: list[str], params: Params, positive: PaperFeatures, negative: PaperFeatures,
             background: PaperFeatures) -> tuple[dict[str, np.ndarray], float]:
-    from sklearn.linear_model import LogisticRegression
-
     rows = stack([positive, negative, background])
     matrices = _blocks(rows)
-    X = sp.hstack([sp.csr_matrix(matrices[b]) * params.weights[b] for b in blocks]).tocsr()
+    dense_blocks = [b for b in blocks if b != WORDS]
+    dense = np.hstack([np.asarray(matrices[b], dtype=np.float64) * params.weights[b] for b in dense_blocks]) \
+        if dense_blocks else np.zeros((len(rows), 0))
+    words = sp.csr_matrix(matrices[WORDS], dtype=np.float64) * params.weights[WORDS] if WORDS in blocks else None
     n_pos, n_neg = len(positive), len(negative)
-    y = np.zeros(len(rows), dtype=np.int8)
-    y[:n_pos] = 1
+    y = np.zeros(len(rows))
+    y[:n_pos] = 1.0
     weight = np.ones(len(rows))
     weight[n_pos:n_pos + n_neg] = params.negative_weight
     # balanced: the positives weigh as much as all negatives together, as one positive
     # among thousands would otherwise be a rounding error to the fit
     weight[:n_pos] = weight[n_pos:].sum() / n_pos
-    clf = LogisticRegression(C=params.C, max_iter=1000, tol=1e-4)
-    clf.fit(X, y, sample_weight=weight / weight.mean())
+    w_dense, w_words, intercept = _fit_logistic(dense, words, y, weight / weight.mean(), params.C)
     coef, start = {}, 0
-    for b in blocks:
+    for b in dense_blocks:
         width = matrices[b].shape[1]
         # the features were scaled by the weight, so raw features need the product
-        coef[b] = clf.coef_[0, start:start + width] * params.weights[b]
+        coef[b] = w_dense[start:start + width] * params.weights[b]
         start += width
-    return coef, float(clf.intercept_[0])
+    if w_words is not None:
+        coef[WORDS] = w_words * params.weights[WORDS]
+    return coef, intercept
 
 
 def _spread(coef: dict[str, np.ndarray], background: PaperFeatures) -> float:

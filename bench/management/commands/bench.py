@@ -31,6 +31,7 @@ BENCHMARKS = {
     "encoders": "bench.encoders_cpu",
     "onnx-aspects": "bench.onnx_aspects",
     "dashboard": "bench.dashboard",
+    "feed": "bench.feed",
 }
 
 
