@@ -11,7 +11,7 @@ and the digests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,8 +20,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from recommend import ranking, training
+from recommend import lexical, ranking, training
 from recommend.models import DigestItem, Library, LibraryPaper, Rating, ReaderModel, ReaderProfile
+from recommend.params import FeedParams
 from search import concepts
 from search.params import InvalidParams, SearchFilters
 from search.planner import vector_ranking
@@ -33,14 +34,6 @@ from search.vectors import l2_normalise
 POOL_PER_ASPECT = 60
 VISIT_GAP = timedelta(hours=1)  # a reload within this is the same visit
 LIKE_SHOWN = 2  # library papers named in a reason
-
-
-@dataclass(frozen=True)
-class FeedParams:
-    library_id: int | None = None
-    since: datetime | None = None  # else: since the previous visit, or FEED_DEFAULT_DAYS
-    k: int = 20
-    filters: SearchFilters = field(default_factory=SearchFilters)
 
 
 @dataclass
@@ -137,8 +130,6 @@ def rank_new(*, user, library: Library | None, model: ranking.ReaderModel, since
     ids = sorted(pool)
     if not ids:
         return [], {"candidates": 0, **plans}
-    from recommend import lexical
-
     fitted = lexical.current()
     use_words = fitted is not None and model.words_version == fitted.version
     weighed = {a: space for a, space in spaces.items() if a in model.coef}  # not the 0-weight ones

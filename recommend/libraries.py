@@ -1,7 +1,7 @@
 """Writes of the reader's loop: libraries, their papers, ratings, and seeding a library.
 
 Every change a ranking model depends on bumps the library's `changed_at` and queues a
-retrain once the transaction commits (recommend.tasks.train_reader_models); the beat entry
+retrain once the transaction commits (recommend.tasks.queue_training); the beat entry
 "train-stale-reader-models" is the safety net when the broker was down at that moment.
 Errors the reader can fix are InvalidParams (a 400 / an inline message); another reader's
 private library is LibraryNotFound (a 404: its existence is not revealed).
@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from recommend import tasks
 from recommend.models import Library, LibraryPaper, Rating
 from search.ingest import normalize_arxiv_id
 from search.models import Paper
@@ -128,8 +129,6 @@ def _touch(library: Library) -> None:
 
 
 def _queue_training(library: Library) -> None:
-    from recommend import tasks  # tasks import this module's readers of the libraries
-
     user_id, library_id = library.owner_id, library.pk
     transaction.on_commit(lambda: tasks.queue_training(user_id=user_id, library_id=library_id))
 

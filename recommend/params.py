@@ -18,6 +18,10 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
 
 from search.params import FILTER_NAMES, InvalidParams, SearchFilters, parse_filters, parse_k
 
@@ -224,17 +228,18 @@ FEED_NAMES = {"library", "since", "days", "k", "format"}
 MAX_FEED_DAYS = 3660
 
 
-def parse_feed(query: Mapping, *, strict: bool = True):
+@dataclass(frozen=True)
+class FeedParams:
+    library_id: int | None = None
+    since: datetime | None = None  # else: since the previous visit, or FEED_DEFAULT_DAYS
+    k: int = 20
+    filters: SearchFilters = field(default_factory=SearchFilters)
+
+
+def parse_feed(query: Mapping, *, strict: bool = True) -> FeedParams:
     """?library=&since=|days=&k=&<filters> of the feed (page, API, Atom); raises InvalidParams.
     `since`: an ISO date or date-time (UTC when it has no zone); `days`: the last N days;
     neither: since the previous visit (recommend.feed.default_since)."""
-    from datetime import UTC, datetime, timedelta
-
-    from django.conf import settings
-    from django.utils import timezone
-
-    from recommend.feed import FeedParams
-
     errors: dict[str, str] = {}
     if strict:
         unknown = sorted(set(query.keys()) - FEED_NAMES - set(FILTER_NAMES))

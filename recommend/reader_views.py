@@ -14,6 +14,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
@@ -140,15 +141,9 @@ def _refused(request: HtmxHttpRequest, exc: Exception) -> HttpResponse:
     if isinstance(exc, ValueError) and not isinstance(exc, InvalidParams):
         text = "choose a library"
     if request.htmx:
-        return HttpResponse(f'<p class="error" role="alert">{_escape(text)}</p>', status=400)
+        return HttpResponse(f'<p class="error" role="alert">{escape(text)}</p>', status=400)
     messages.error(request, text)
     return _back(request, reverse("libraries"))
-
-
-def _escape(text: str) -> str:
-    from django.utils.html import escape
-
-    return escape(text)
 
 
 # --- libraries ---------------------------------------------------------------------------------
