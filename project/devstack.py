@@ -293,6 +293,9 @@ def cmd_run(profile: Profile) -> int:
         say(f"Paperscope is running at http://{host}:{port}/")
         say(f"  admin:    http://{host}:{port}/admin/  (user 'admin'; see above for its password)")
         say(f"  API docs: http://{host}:{port}/api/docs/")
+        say(f"  readers:  http://{host}:{port}/accounts/signup/, then /feed/; staff: /dashboard/")
+        if not os.environ.get("EMAIL_URL") and not os.environ.get("EMAIL_BACKEND"):
+            say(f"  mail (digests, account mails) is written to {profile.var_dir / 'mail'}/")
         say("  embeddings are computed in the background; the search page shows progress")
         say("  a crashed worker, beat or web process is restarted; Postgres and Redis stay up")
         say("Press Ctrl-C to stop everything.")
