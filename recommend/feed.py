@@ -24,6 +24,7 @@ from recommend import lexical, ranking, training
 from recommend.models import DigestItem, Library, LibraryPaper, Rating, ReaderModel, ReaderProfile
 from recommend.params import FeedParams
 from search import concepts
+from search.models import EmbeddingSpace, Paper
 from search.params import InvalidParams, SearchFilters
 from search.planner import vector_ranking
 from search.selectors import NotReady, ScoredPaper, concept_weights, hydrate
@@ -99,8 +100,9 @@ def reader_model(user, library: Library | None) -> tuple[ranking.ReaderModel, di
     return model, {"kind": "centroid", "provisional": True, "current": False}
 
 
-def reader_feed(*, user, params: FeedParams, library: Library | None = None) -> Feed:
-    if params.library_id is not None and library is None:
+def reader_feed(*, user, params: FeedParams) -> Feed:
+    library = None
+    if params.library_id is not None:
         library = Library.objects.filter(owner=user, pk=params.library_id).first()
         if library is None:
             raise InvalidParams({"library": f"no library {params.library_id} among yours"})
@@ -139,7 +141,7 @@ def rank_new(*, user, library: Library | None, model: ranking.ReaderModel, since
     results = hydrate([(ids[i], float(scores[i])) for i in order])
     parts = model.contributions(feats)
     explain(results, {pid: row for row, pid in enumerate(ids)}, parts, feats, model, library, user,
-            fitted if use_words else None)
+            fitted if use_words else None, spaces.get("generic"))
     return results, {"candidates": len(ids), **plans}
 
 
@@ -150,16 +152,13 @@ def positives_of(user, library: Library | None) -> list[int]:
 
 def explain(results: list[ScoredPaper], row_of: dict[int, int], parts: dict[str, np.ndarray],
             feats: ranking.PaperFeatures, model: ranking.ReaderModel, library: Library | None, user,
-            fitted) -> None:
+            fitted: lexical.Fitted | None, generic: EmbeddingSpace | None) -> None:
     """Per result: the block that added most to its score (the aspect that matched), the
     library papers it is most like (generic cosine), the task / dataset names it shares with
     them, and the words that weigh most in both it and the model."""
     if not results:
         return
-    from search.models import Paper
-
     positives = positives_of(user, library)[-300:]
-    generic = training.active_spaces().get("generic")
     anchors = training.features(positives, {"generic": generic} if generic else {}, None)
     anchor_papers = Paper.objects.only("pk", "title", "concepts").in_bulk(positives)
     idf = concept_weights().idf

@@ -37,11 +37,10 @@ def active_spaces() -> dict[str, EmbeddingSpace]:
     return {s.aspect: s for s in EmbeddingSpace.objects.filter(is_active=True).order_by("aspect")}
 
 
-def features(paper_ids: list[int], spaces: dict[str, EmbeddingSpace] | None = None,
-             fitted: lexical.Fitted | None | bool = True) -> ranking.PaperFeatures:
-    """The stored features of these papers, rows in the given order: per active space its
-    vector (a zero row when missing), and the tf-idf words of the current fit."""
-    spaces = active_spaces() if spaces is None else spaces
+def features(paper_ids: list[int], spaces: dict[str, EmbeddingSpace],
+             fitted: lexical.Fitted | None) -> ranking.PaperFeatures:
+    """The stored features of these papers, rows in the given order: per given space its
+    vector (a zero row when missing), and their tf-idf words under `fitted` (none if None)."""
     n = len(paper_ids)
     vectors: dict[str, np.ndarray] = {}
     for aspect, space in spaces.items():
@@ -51,9 +50,7 @@ def features(paper_ids: list[int], spaces: dict[str, EmbeddingSpace] | None = No
             if pid in found:
                 matrix[row] = found[pid]
         vectors[aspect] = matrix
-    if fitted is True:
-        fitted = lexical.current()
-    if not fitted or not n:
+    if fitted is None or not n:
         return ranking.PaperFeatures(vectors)
     return ranking.PaperFeatures(vectors, words_of(paper_ids, fitted), fitted.version)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -186,13 +183,7 @@ class IngestAPI(APIView):
         if upload.size > settings.INGEST_MAX_UPLOAD_BYTES:
             raise ValidationError({"file": f"file is larger than "
                                            f"{settings.INGEST_MAX_UPLOAD_BYTES // 2**20} MiB"})
-        settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-        name = Path(upload.name or "upload.jsonl").name
-        target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
-        with target.open("wb") as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-        job = services.ingest_job_create(path=target, display_name=name, user=request.user)
+        job = services.ingest_job_from_upload(upload=upload, user=request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED,
                         headers={"Location": f"/api/v1/jobs/{job.pk}"})
 

@@ -8,9 +8,7 @@ Anonymous visitors are sent to log in; signed-in non-staff users get 403.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib import messages
@@ -67,14 +65,8 @@ def ingest_upload(request: HttpRequest) -> HttpResponse:
     if upload.size is not None and upload.size > settings.INGEST_MAX_UPLOAD_BYTES:
         messages.error(request, f"the file is larger than {settings.INGEST_MAX_UPLOAD_BYTES // 2**20} MiB")
         return _back("corpus")
-    settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    name = Path(upload.name or "upload.jsonl").name
-    target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
-    with target.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    job = services.ingest_job_create(path=target, display_name=name, user=request.user)
-    messages.success(request, f"queued ingestion job {job.pk} for {name}")
+    job = services.ingest_job_from_upload(upload=upload, user=request.user)
+    messages.success(request, f"queued ingestion job {job.pk} for {job.params['file']}")
     return _back("corpus")
 
 

@@ -62,6 +62,7 @@ from search.services.papers import (  # noqa: F401 - re-exported
     UpsertResult,
     announce_corpus_changed,
     ingest_job_create,
+    ingest_job_from_upload,
     ingest_job_run,
     papers_ingest_file,
     papers_upsert,

@@ -4,6 +4,7 @@ batches with line-numbered errors, and the ingestion job around an uploaded file
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,6 +252,19 @@ def ingest_job_create(*, path: Path, display_name: str, user=None) -> Job:
     return job_queue(kind=Job.Kind.INGEST, description=f"ingest {display_name}",
                      params={"path": str(path), "file": display_name}, task=ingest_job_run,
                      user=user)
+
+
+def ingest_job_from_upload(*, upload, user=None) -> Job:
+    """Keep an uploaded file under UPLOAD_DIR (until its job has run: a resumed job reads it
+    again) and queue its ingestion job. The callers check the size first, each in its own
+    terms (a 400 / 413 from the API, a message on the dashboard)."""
+    settings.UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    name = Path(upload.name or "upload.jsonl").name
+    target = settings.UPLOAD_DIR / f"{uuid.uuid4().hex}-{name}"
+    with target.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    return ingest_job_create(path=target, display_name=name, user=user)
 
 
 def ingest_job_run(*, job: Job) -> Job:
