@@ -5,6 +5,7 @@ embedder stands in for MiniLM wherever the model itself is not under test."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,36 @@ def django_db_setup(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+# --- headless Chromium (Debian's, driven by Playwright) for the browser tests -------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+# Put on every browser test module: skipped, saying why, where Chromium is not installed.
+needs_chromium = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM),
+                       reason=f"browser tests skipped: Chromium not found at {CHROMIUM} "
+                              "(apt-get install chromium)"),
+]
+
+
+@pytest.fixture
+def browser():
+    """A headless Chromium; Playwright's sync API runs an event loop in this thread, so
+    Django's async-safety check is told to let the fixtures' database calls through."""
+    from playwright.sync_api import sync_playwright
+
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-sync"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    return browser.new_page()

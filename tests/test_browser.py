@@ -1,39 +1,10 @@
 """Browser test: Playwright drives Debian's headless Chromium against the live server."""
 
-import os
-import shutil
-
-import pytest
-
 from search import services
 from search.models import Paper
+from tests.conftest import needs_chromium
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not shutil.which(CHROMIUM),
-                       reason=f"browser tests skipped: Chromium not found at {CHROMIUM} "
-                              "(apt-get install chromium)"),
-]
-# Playwright's sync API runs an event loop in this thread; Django's async-safety check would
-# refuse the database calls the fixtures make around it.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync"],
-        )
-        page = browser.new_page()
-        yield page
-        browser.close()
+pytestmark = needs_chromium
 
 
 def test_typing_a_query_updates_the_results_in_place(live_server, browser_page, fixtures_dir,

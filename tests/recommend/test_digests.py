@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from recommend import digests, tasks, training
 from recommend.models import Digest, DigestItem, Library, LibraryPaper, ReaderProfile
-from search import services
 from search.models import Paper
 from tests.conftest import wait_for
 
@@ -56,10 +55,7 @@ def smtp(settings):
 
 
 @pytest.fixture
-def subscriber(fixtures_dir):
-    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
-    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
-                          spaces=services.configured_spaces())
+def subscriber(day_corpus):
     user = get_user_model().objects.create_user("grace", "grace@example.org", "a long passphrase")
     ReaderProfile.objects.create(user=user, digest="weekly", digest_size=3)
     library = Library.objects.create(owner=user, name="Vision")

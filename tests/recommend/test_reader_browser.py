@@ -5,23 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from recommend.models import LibraryPaper, Rating, ReaderModel
-from search import services
-from search.models import Paper
-from tests.conftest import wait_for
-from tests.test_browser import CHROMIUM, browser_page  # noqa: F401 - the fixture
+from tests.conftest import needs_chromium, wait_for
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no Chromium")]
+pytestmark = needs_chromium
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
-def test_sign_up_save_rate_and_see_the_feed_with_reasons(live_server, browser_page, fixtures_dir,  # noqa: F811
-                                                          transactional_db, celery_worker):
-    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
-    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
-                          spaces=services.configured_spaces())
+def test_sign_up_save_rate_and_see_the_feed_with_reasons(live_server, browser_page, transactional_db,
+                                                          day_corpus, celery_worker):
     page = browser_page
     blocked: list[str] = []
     page.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)

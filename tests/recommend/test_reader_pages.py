@@ -10,17 +10,9 @@ from rest_framework.test import APIClient
 
 from recommend import training
 from recommend.models import Library, LibraryPaper, Rating
-from search import services
 from search.models import Paper
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def corpus(fixtures_dir):
-    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
-    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
-                          spaces=services.configured_spaces())
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def test_sign_up_with_allauth_then_the_feed_asks_for_papers_first(client, db):
     assert signin.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
 
 
-def test_saving_and_rating_without_javascript_redirect_back(client, signed_in, corpus):
+def test_saving_and_rating_without_javascript_redirect_back(client, signed_in, day_corpus):
     paper = Paper.objects.order_by("pk").first()
 
     saved = client.post("/libraries/save", {"paper": paper.pk, f"new_library_{paper.pk}": "Later",
@@ -68,7 +60,7 @@ def test_saving_and_rating_without_javascript_redirect_back(client, signed_in, c
     assert not Rating.objects.exists()
 
 
-def test_the_htmx_buttons_swap_just_themselves(client, signed_in, corpus):
+def test_the_htmx_buttons_swap_just_themselves(client, signed_in, day_corpus):
     paper = Paper.objects.order_by("pk").first()
     response = client.post("/libraries/save", {"paper": paper.pk, f"new_library_{paper.pk}": "Later"},
                            HTTP_HX_REQUEST="true")
@@ -79,7 +71,7 @@ def test_the_htmx_buttons_swap_just_themselves(client, signed_in, corpus):
     assert bad.status_code == 400 and "unknown paper id" in bad.content.decode()
 
 
-def test_a_library_page_imports_exports_and_refuses_a_broken_file(client, signed_in, corpus):
+def test_a_library_page_imports_exports_and_refuses_a_broken_file(client, signed_in, day_corpus):
     client.post("/libraries/", {"name": "Import here"})
     library = Library.objects.get(owner=signed_in)
     papers = list(Paper.objects.order_by("pk")[:2])
@@ -96,7 +88,7 @@ def test_a_library_page_imports_exports_and_refuses_a_broken_file(client, signed
     assert bib.status_code == 200 and papers[0].arxiv_id in bib.content.decode()
 
 
-def test_another_readers_private_library_page_is_not_found(client, signed_in, corpus):
+def test_another_readers_private_library_page_is_not_found(client, signed_in, day_corpus):
     other = get_user_model().objects.create_user("other", "o@example.org", "a long passphrase")
     private = Library.objects.create(owner=other, name="Secret")
     public = Library.objects.create(owner=other, name="Shared", is_public=True)
@@ -107,7 +99,7 @@ def test_another_readers_private_library_page_is_not_found(client, signed_in, co
     assert Library.objects.filter(pk=private.pk).exists()
 
 
-def test_the_settings_page_makes_an_api_token_shown_once(client, signed_in, corpus):
+def test_the_settings_page_makes_an_api_token_shown_once(client, signed_in, day_corpus):
     page = client.post("/accounts/settings/", {"action": "token"}).content.decode()
     key = page.split('id="api-token">')[1].split("<")[0]
     assert len(key) == 40
@@ -119,7 +111,7 @@ def test_the_settings_page_makes_an_api_token_shown_once(client, signed_in, corp
     assert signed_in.reader.digest == "daily" and signed_in.reader.digest_size == 7
 
 
-def test_a_keyword_channel_is_trained_from_its_keywords_and_ranks_the_feed(client, signed_in, corpus):
+def test_a_keyword_channel_is_trained_from_its_keywords_and_ranks_the_feed(client, signed_in, day_corpus):
     from recommend import lexical
 
     lexical.fit_model()
@@ -134,7 +126,7 @@ def test_a_keyword_channel_is_trained_from_its_keywords_and_ranks_the_feed(clien
     assert "sonar" in first.lower() or "marine" in first.lower() or "underwater" in first.lower()
 
 
-def test_the_feed_page_shows_new_papers_with_reasons_and_a_clear_message_when_empty(client, signed_in, corpus):
+def test_the_feed_page_shows_new_papers_with_reasons_and_a_clear_message_when_empty(client, signed_in, day_corpus):
     library = Library.objects.create(owner=signed_in, name="Vision")
     empty = client.get(f"/feed/?library={library.pk}").content.decode()
     assert "has no papers yet" in empty

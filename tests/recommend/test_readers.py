@@ -11,19 +11,9 @@ from rest_framework.test import APIClient
 
 from recommend import lexical, training
 from recommend.models import Library, ReaderModel
-from search import services
 from search.models import Paper
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def corpus(fixtures_dir):
-    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
-    services.papers_ingest_file(path=fixtures_dir / "own-schema.jsonl")
-    spaces = services.configured_spaces()
-    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)), spaces=spaces)
-    return spaces
 
 
 def reader(name="ada"):

@@ -7,16 +7,6 @@ from search.models import Paper, PaperEmbedding
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def corpus(fixtures_dir):
-    services.papers_ingest_file(path=fixtures_dir / "arxiv-daily-2025-04-01.jsonl")
-    services.papers_ingest_file(path=fixtures_dir / "own-schema.jsonl")
-    spaces = services.configured_spaces()
-    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)),
-                          spaces=spaces)
-    return spaces
-
-
 def post(payload):
     return APIClient().post("/api/v1/recommend", payload, format="json")
 

@@ -5,10 +5,8 @@ Content-Security-Policy violation; another user is refused."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
-import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -17,28 +15,9 @@ from search.models import Job
 from search.operations import audit, pipeline
 from search.params import SearchParams
 from search.selectors import paper_search
+from tests.conftest import needs_chromium
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not shutil.which(CHROMIUM),
-                       reason=f"browser tests skipped: Chromium not found at {CHROMIUM} "
-                              "(apt-get install chromium)"),
-]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop in this thread
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-sync"])
-        yield chromium
-        chromium.close()
+pytestmark = needs_chromium
 
 
 def signed_in_page(browser, live_server, **user_fields):
