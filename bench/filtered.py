@@ -3,10 +3,13 @@
     python manage.py bench filtered --database-url .../paperscope_bench74k --limit-queries 40 --no-sweep
 
 Per held-out query and for the real filters closest to each target selectivity (50% .. 0.01%),
-interleaved: the planner (search.planner.vector_ranking, defaults), a plain post-filtered HNSW
-scan (pgvector without iterative scan: the WHERE runs after the index) and the exact scan;
-recall@10 against exact, "short" results, p50 / p95 against the unfiltered planner. Then a
-sweep of the planner's settings around the defaults (--no-sweep to skip).
+interleaved: the planner (search.planner.vector_ranking, defaults), pgvector by hand (float
+HNSW, iterative scan, the filter as a WHERE: bench/scale_peers.py), a plain post-filtered HNSW
+scan (pgvector without iterative scan: the WHERE runs after the index), faiss with an ID
+selector (HNSW and flat; --no-faiss to skip) and the exact scan; recall@k against exact,
+"short" results, p50 / p95 against the unfiltered planner; the unfiltered planner beside the
+unfiltered peers. `--k 50` measures hybrid search's depth. Then a sweep of the planner's
+settings around the defaults (--no-sweep to skip).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from django.db import connection, transaction
 
 from bench.common import ms_stats
 from bench.scale_common import (
-    K,
     add_scale_arguments,
     exact,
     markdown_table,
@@ -32,6 +34,7 @@ from bench.scale_common import (
     recall,
     run_scale,
 )
+from bench.scale_peers import FaissPeer, pgvector_by_hand
 from search import planner
 from search.params import SearchFilters
 
@@ -43,6 +46,8 @@ def add_arguments(parser):
     parser.add_argument("--sweep-queries", type=int, default=None,
                         help="queries per config in the settings sweep (default half)")
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-faiss", action="store_true", help="leave out the faiss peer")
+    parser.add_argument("--k", type=int, default=10, help="results per query (hybrid asks 50)")
     add_scale_arguments(parser)
 
 
@@ -50,21 +55,29 @@ def run(command, **options):
     run_scale(command, measure, options)
 
 
-def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, **_):
+def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, no_faiss, k, **_):
     space, queries, total, _info = bench.setup(limit_queries)
     filters = pick_filters(bench, total)
+    peer = None if no_faiss else FaissPeer(space)
+    if peer:
+        bench.say(f"faiss peer: HNSWFlat built in {peer.build_s:.0f} s "
+                  f"({peer.index_bytes / 2**20:.0f} MiB)")
     last_plan = {"plan": ""}
 
     def run_planner(v, f):
-        ranked, plan = planner.vector_ranking(space=space, vector=v, k=K, filters=f)
+        ranked, plan = planner.vector_ranking(space=space, vector=v, k=k, filters=f)
         last_plan["plan"] = plan["plan"]
         return [pid for pid, _ in ranked]
 
     variants = {
         "planner": run_planner,
-        "post-filter HNSW": lambda v, f: post_filter_hnsw(space, v, K, f),
-        "exact": lambda v, f: [pid for pid, _ in exact(space, v, K, f)],
+        "pgvector by hand": lambda v, f: pgvector_by_hand(space, v, k, f),
+        "post-filter HNSW": lambda v, f: post_filter_hnsw(space, v, k, f),
+        "exact": lambda v, f: [pid for pid, _ in exact(space, v, k, f)],
     }
+    if peer:
+        variants["faiss HNSW + IDSelector"] = lambda v, f: peer.search(v, k, f)
+        variants["faiss flat + IDSelector"] = lambda v, f: peer.search(v, k, f, flat=True)
     bench.warm_up(space, queries, indexes=("_half_", "_code_", "_cat_", "_month_", "_cm_"))
     # Every graph the planner will use, in its steady state (the prewarm above cannot hold
     # them all at 1M): a few vectors between two queries, not measured, through each
@@ -73,15 +86,29 @@ def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, **_):
     for a, b in zip(queries[:5], queries[1:6], strict=False):
         blend = (a + b) / np.linalg.norm(a + b)
         for chosen in filters:
-            planner.vector_ranking(space=space, vector=blend, k=K, filters=chosen["filters"])
+            planner.vector_ranking(space=space, vector=blend, k=k, filters=chosen["filters"])
     unfiltered: list[float] = []
+    unfiltered_recall: list[float] = []
+    unfiltered_peers: dict[str, dict[str, list[float]]] = {
+        name: {"ms": [], "recall": []} for name in
+        ["pgvector by hand (ef 40)", "pgvector by hand (ef 64)", "pgvector by hand (ef 100)"]
+        + (["faiss HNSW"] if peer else [])}
     stats = {(fi, name): {"ms": [], "recall": [], "short": 0, "plans": Counter()}
              for fi in range(len(filters)) for name in variants}
     truth: dict[tuple[int, int], list[int]] = {}
     def run_unfiltered(vector) -> None:
         t0 = time.perf_counter()
-        planner.vector_ranking(space=space, vector=vector, k=K, filters=SearchFilters())
+        mine = planner.vector_ranking(space=space, vector=vector, k=k, filters=SearchFilters())[0]
         unfiltered.append((time.perf_counter() - t0) * 1000)
+        truth_unf = [pid for pid, _ in exact(space, vector, k, SearchFilters())]
+        unfiltered_recall.append(recall([pid for pid, _ in mine], truth_unf))
+        for name, cell in unfiltered_peers.items():
+            t0 = time.perf_counter()
+            got = (peer.search(vector, k) if name.startswith("faiss") and peer else
+                   pgvector_by_hand(space, vector, k, SearchFilters(),
+                                    int(name.split("ef ")[1].rstrip(")"))))
+            cell["ms"].append((time.perf_counter() - t0) * 1000)
+            cell["recall"].append(recall(got, truth_unf))
 
     for qi, vector in enumerate(queries):
         # The unfiltered baseline runs at a rotating place among the filters too: run first
@@ -102,21 +129,33 @@ def measure(bench, *, seed, limit_queries, sweep_queries, no_sweep, **_):
             for name, ids in got.items():
                 s = stats[fi, name]
                 s["recall"].append(recall(ids, got["exact"]))
-                s["short"] += len(ids) < min(K, chosen["matches"])
+                s["short"] += len(ids) < min(k, chosen["matches"])
         if unfiltered_at == len(filters):
             run_unfiltered(vector)
         if qi % 20 == 19:
             bench.out(f"  {qi + 1}/{len(queries)} queries")
     unf = ms_stats(unfiltered)
     for f in filters:  # the baseline's plan: must be the HNSW index, filtered afterwards
-        f["post_filter_plan"] = post_filter_hnsw(space, queries[0], K, f["filters"],
+        f["post_filter_plan"] = post_filter_hnsw(space, queries[0], k, f["filters"],
                                                  explain=True)
-    rows = report_filtered(bench, filters, variants, stats, unf)
-    result = {"indexed": total, "queries": len(queries), "k": K, "unfiltered_hnsw": unf,
+    unf["recall"] = round(statistics.mean(unfiltered_recall), 4)
+    peers_unf = {name: {"recall": round(statistics.mean(c["recall"]), 4), **ms_stats(c["ms"])}
+                 for name, c in unfiltered_peers.items()}
+    bench.say(f"\nunfiltered, side by side (k={k}):")
+    bench.say(markdown_table(["variant", f"recall@{k}", "p50 ms", "p95 ms", "p50 / planner's"], [
+        ["planner", f"{unf['recall']:.4f}", unf["p50_ms"], unf["p95_ms"], "1.00x"]] + [
+        [name, f"{c['recall']:.4f}", c["p50_ms"], c["p95_ms"],
+         f"{c['p50_ms'] / unf['p50_ms']:.2f}x"] for name, c in peers_unf.items()]))
+    rows = report_filtered(bench, filters, variants, stats, unf, k)
+    if peer and peer.ids_ms:
+        bench.say(f"(faiss: fetching a filter's ids from Postgres and building the selector, "
+                  f"included above: {ms_stats(peer.ids_ms)})")
+    result = {"indexed": total, "queries": len(queries), "k": k, "unfiltered_hnsw": unf,
+              "unfiltered_peers": peers_unf,
               "filters": [{**f, "filters": repr(f["filters"])} for f in filters], "rows": rows}
     if not no_sweep:
         n_sweep = sweep_queries or max(20, len(queries) // 2)
-        result["sweep"] = sweep(bench, space, queries[:n_sweep], filters, truth, unf)
+        result["sweep"] = sweep(bench, space, queries[:n_sweep], filters, truth, unf, k)
     return result
 
 
@@ -154,7 +193,7 @@ def pick_filters(bench, total: int) -> list[dict[str, Any]]:
     return chosen
 
 
-def report_filtered(bench, filters, variants, stats, unf) -> list[dict[str, Any]]:
+def report_filtered(bench, filters, variants, stats, unf, k) -> list[dict[str, Any]]:
     bench.say(f"\nunfiltered HNSW (the planner, no filter): p50 {unf['p50_ms']} ms, "
              f"p95 {unf['p95_ms']} ms")
     rows, table = [], []
@@ -162,28 +201,30 @@ def report_filtered(bench, filters, variants, stats, unf) -> list[dict[str, Any]
         for name in variants:
             s = stats[fi, name]
             row = {"target": f["target"], "filter": f["label"], "selectivity": f["selectivity"],
-                   "variant": name, "recall@10": round(statistics.mean(s["recall"]), 4),
+                   "variant": name, "recall@k": round(statistics.mean(s["recall"]), 4),
                    "short": s["short"], "queries": len(s["ms"]), **ms_stats(s["ms"])}
             row["p95_vs_unfiltered"] = round(row["p95_ms"] / unf["p95_ms"], 2)
             if name.startswith("planner"):
                 row["plan"] = ", ".join(f"{p} {n}" for p, n in s["plans"].most_common())
             elif name == "post-filter HNSW":
                 row["plan"] = f["post_filter_plan"]
-            else:
+            elif name == "exact":
                 row["plan"] = "exact_scan"
+            else:
+                row["plan"] = "-"
             rows.append(row)
             table.append([f"{f['selectivity']:.3%}", f"`{f['label']}`", name,
-                          f"{row['recall@10']:.3f}", f"{s['short']}/{len(s['ms'])}",
+                          f"{row['recall@k']:.3f}", f"{s['short']}/{len(s['ms'])}",
                           row["p50_ms"], row["p95_ms"], f"{row['p95_vs_unfiltered']}x",
                           row["plan"]])
     bench.say("\nfiltered search, side by side (interleaved per query); short = came back with "
              "fewer than min(k, matches):")
-    bench.say(markdown_table(["selectivity", "filter", "variant", "recall@10", "short",
+    bench.say(markdown_table(["selectivity", "filter", "variant", f"recall@{k}", "short",
                              "p50 ms", "p95 ms", "p95 / unfiltered", "plan"], table))
     return rows
 
 
-def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
+def sweep(bench, space, queries, filters, truth, unf, k) -> list[dict[str, Any]]:
     """Planner settings one at a time around the defaults, interleaved per query."""
     all_filters = filters
     default = {"exact_scan_max": planner.exact_scan_threshold(),
@@ -217,11 +258,11 @@ def sweep(bench, space, queries, filters, truth, unf) -> list[dict[str, Any]]:
                                 HNSW_ITERATIVE_OVERSAMPLE=c["oversample"]):
                     t0 = time.perf_counter()
                     got = [pid for pid, _ in planner.vector_ranking(
-                        space=space, vector=vector, k=K, filters=f["filters"],
+                        space=space, vector=vector, k=k, filters=f["filters"],
                         exact_scan_max=c["exact_scan_max"])[0]]
                     cells[ci, fi]["ms"].append((time.perf_counter() - t0) * 1000)
                 cells[ci, fi]["recall"].append(recall(got, truth[qi, fi_all]))
-                cells[ci, fi]["short"] += len(got) < min(K, f["matches"])
+                cells[ci, fi]["short"] += len(got) < min(k, f["matches"])
     out, table = [], []
     for ci, c in enumerate(configs):
         per_filter = []

@@ -157,7 +157,7 @@ def registry_delete_space(*, space_id: int) -> bool:
     """Drop a superseded space's indexes (CONCURRENTLY: searches on the shared table are not
     blocked) and then the space with its vectors and codes. In a task: a big space deletes
     hundreds of thousands of rows."""
-    from search.planner import space_indexes_like, vector_indexes_key
+    from search.planner import forget_vector_indexes, space_indexes_like
 
     space = EmbeddingSpace.objects.filter(pk=space_id).first()
     if space is None:
@@ -175,9 +175,7 @@ def registry_delete_space(*, space_id: int) -> bool:
     for name in names:
         with connection.cursor() as cursor:
             cursor.execute(f'DROP INDEX {concurrently}IF EXISTS "{name}"')
-    from django.core.cache import cache
-
-    cache.delete(vector_indexes_key())
+    forget_vector_indexes()
     SpaceRegistry.objects.filter(shadow=space).update(shadow=None)
     space.delete()
     log.info("registry: deleted %s and %d indexes", space.name, len(names))

@@ -12,6 +12,9 @@ ESTIMATE_TRUST = 2  # beyond 2x the threshold, the statistics decide alone (no c
 # rerank: at 1M x10 gave recall@10 0.92; x20 0.94-0.96 on the 50% cs.CV graph, x30 0.96,
 # x40 0.978 (p50 10.3 / 11.1 / 12.5 ms; docs/benchmarks.md).
 CODE_GRAPH_OVERSAMPLE = 30
+# ...and per result beyond the tenth (hybrid asks for 50: 620 candidates, not 1,500; recall@50
+# 0.98-0.996 at 74.7k against 0.993-0.999 with 1,500, at 0.64x the time; scans.code_graph_candidates)
+CODE_GRAPH_OVERSAMPLE_BEYOND_10 = 8
 
 # A date filter is served by the graphs of the months it spans when that takes at most this
 # many graph walks (each ~3 ms at 1M; more are slower than one iterative walk of the whole
@@ -27,3 +30,7 @@ CATEGORY_MONTH_WALKS_MAX = 6
 MONTH_EXACT_MAX = 10_000
 
 FILTERED_CANDIDATES = 40  # halfvec-ranked rows re-scored in float per query (>= 4 per result)
+
+# Below this many papers the halfvec graph is searched at a narrower ef_search (scans.INDEX_MODES:
+# 120 was float's recall at 74.7k, 1M needed 200).
+SMALL_CORPUS = 300_000

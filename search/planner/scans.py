@@ -4,11 +4,14 @@ runs is decided in search.planner.decide."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, overload
 
 import numpy as np
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from pgvector import Bit, HalfVector, Vector
@@ -29,14 +32,17 @@ class IndexMode:
     cast: str  # pgvector type of the index expression
     operator: str  # distance operator the index serves
     oversample: int = 1  # candidates per result fetched from the index before the rerank
-    ef_search_min: int = 0  # a floor under settings.HNSW_EF_SEARCH for this mode's graph
+    ef_search_min: int = 0  # a floor under settings.HNSW_EF_SEARCH for this mode's graph ...
+    ef_search_min_small: int | None = None  # ... below limits.SMALL_CORPUS papers, if lower
 
 
 INDEX_MODES = {
     "float": IndexMode("embedding", "vector", "<=>"),
-    # ef_search 200 on the m=12 graph: float's recall at 0.51x its index (`bench graph`;
-    # 150 was enough at 74.7k, 1M needed 200)
-    "halfvec": IndexMode("embedding_half", "halfvec", "<=>", ef_search_min=200),
+    # ef_search 200 on the m=12 graph: float's recall at 0.51x its index at 1M (`bench
+    # graph`); at 74.7k 120 is enough (recall@10 0.993, as float at ef 64), and 200 cost 1.5x
+    # the p50 of pgvector by hand at equal recall (docs/benchmarks.md "Vector stage")
+    "halfvec": IndexMode("embedding_half", "halfvec", "<=>", ef_search_min=200,
+                         ef_search_min_small=120),
     # oversample 40: the smallest that kept recall@10 >= 0.95 at 74.7k (docs/benchmarks.md)
     "binary": IndexMode("embedding_bit", "bit", "<~>", oversample=40),
     # oversample 20: recall@10 0.991 at 74.7k, 0.967 at 1M (x10: 0.977 / 0.943), still
@@ -92,12 +98,36 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
         FROM candidates c JOIN search_paper cp ON cp.id = c.id AND cp.content_hash = c.content_hash
         ORDER BY distance, c.id LIMIT %s
     """
-    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), mode.ef_search_min, candidates)
-    with transaction.atomic(), connection.cursor() as cursor:
-        hnsw_session(cursor, ef, iterative)
-        cursor.execute(sql, [*params, literal, candidates,
-                             Vector(vector).to_text(), k])
-        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), ef_search_floor(mode), candidates)
+    with connection.cursor() as cursor:
+        rows = execute_with_settings(cursor, hnsw_settings(ef, iterative), sql,
+                                     [*params, literal, candidates, Vector(vector).to_text(), k])
+    return [(int(pid), float(dist)) for pid, dist in rows]
+
+
+def ef_search_floor(mode: IndexMode) -> int:
+    """The mode's ef_search floor for this corpus (a bigger graph needs a wider search)."""
+    if mode.ef_search_min_small is not None and corpus_size() < limits.SMALL_CORPUS:
+        return mode.ef_search_min_small
+    return mode.ef_search_min
+
+
+_corpus_size: tuple[float, int] = (float("-inf"), 0)  # (read at, value), per process
+
+
+def corpus_size() -> int:
+    """Papers in the corpus as Postgres last estimated them (pg_class.reltuples: close enough
+    to scale a threshold); 0 before the table was first analysed. Re-read once a minute, not
+    on every search."""
+    global _corpus_size
+    read_at, size = _corpus_size
+    if time.monotonic() - read_at > 60:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'search_paper'::regclass")
+            row = cursor.fetchone()
+        size = max(0, int(row[0])) if row else 0
+        _corpus_size = (time.monotonic(), size)
+    return size
 
 
 def month_graphs_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
@@ -121,16 +151,47 @@ def month_graphs_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
                            exact=[range_sql(*r, category) for r in months.exact])
 
 
-def hnsw_session(cursor, ef_search: int, iterative: bool) -> None:
-    """Settings for one index scan. SET LOCAL lasts until the end of the transaction, so the
-    caller runs its query inside one."""
-    cursor.execute(f"SET LOCAL hnsw.ef_search = {min(int(ef_search), 1000)}")
-    # These paths exist to use the index: keep the planner from sorting a full join
-    # instead when its row estimate for the filter is off.
-    cursor.execute("SET LOCAL enable_sort = off")
+def hnsw_settings(ef_search: int, iterative: bool) -> dict[str, str]:
+    """The settings one index scan runs with (transaction-local: see execute_with_settings)."""
+    values = {"hnsw.ef_search": str(min(int(ef_search), 1000)),
+              # These paths exist to use the index: keep the planner from sorting a full
+              # join instead when its row estimate for the filter is off.
+              "enable_sort": "off"}
     if iterative:
-        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        cursor.execute(f"SET LOCAL hnsw.max_scan_tuples = {int(settings.HNSW_MAX_SCAN_TUPLES)}")
+        values["hnsw.iterative_scan"] = "relaxed_order"
+        values["hnsw.max_scan_tuples"] = str(int(settings.HNSW_MAX_SCAN_TUPLES))
+    return values
+
+
+_SETTING_VALUE = re.compile(r"^[A-Za-z0-9_.]+$")
+
+
+def execute_with_settings(cursor, values: dict[str, str], sql: str, params: list[Any]
+                          ) -> list[tuple[Any, ...]]:
+    """Run `sql` with the settings `values` in force for it alone, in one round trip.
+
+    Django's cursors bind parameters on the client (psycopg's ClientCursor), so the SET LOCALs
+    and the query go to the server as one simple-protocol message, which Postgres runs as one
+    implicit transaction: the settings end with it, nothing is left on a pooled connection,
+    and there is no BEGIN / COMMIT to send. (Within an outer transaction they last until its
+    end, as SET LOCAL under transaction.atomic() did.) It replaced BEGIN, two or four SET
+    LOCALs and COMMIT (5-7 round trips; docs/benchmarks.md "Vector stage").
+    With server-side binding (OPTIONS["server_side_binding"]) a message cannot hold several
+    statements: then one `SELECT set_config(..., true)` in a transaction with the query."""
+    for name, value in values.items():  # they are written into the SQL text: names we chose
+        if not (_SETTING_VALUE.match(name) and _SETTING_VALUE.match(value)):
+            raise ValueError(f"bad setting {name}={value!r}")
+    if isinstance(getattr(cursor, "cursor", cursor), psycopg.ClientCursor):
+        sets = "".join(f"SET LOCAL {name} = {value}; " for name, value in values.items())
+        cursor.execute(sets + sql, params)
+        while cursor.description is None and cursor.nextset():
+            pass  # past the SETs' results, to the query's rows
+        return cursor.fetchall()
+    with transaction.atomic():
+        cursor.execute("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(values)),
+                       [x for item in values.items() for x in item])
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
@@ -150,7 +211,7 @@ def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
     cs.CV: 7.1 vs 8.1 ms warm, 7.5 vs 16.9 ms with cold TOAST pages, same results."""
     mode = INDEX_MODES["ternary"]
     dim, literal = index_literal(space, "ternary", vector)
-    candidates = k * limits.CODE_GRAPH_OVERSAMPLE
+    candidates = code_graph_candidates(k)
     distance = f"pc.code::bit({dim}) {mode.operator} %s::bit({dim})"
     # An exact branch orders by "distance + 0": an ordering no index serves, so Postgres
     # ranks those rows itself instead of walking the whole-space graph and filtering after.
@@ -181,12 +242,23 @@ def code_graph_scan(space: EmbeddingSpace, vector: np.ndarray, k: int,
         WHERE {recheck_where}
         ORDER BY distance, e.paper_id LIMIT %s
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        hnsw_session(cursor, max(int(settings.HNSW_EF_SEARCH), candidates), iterative)
-        cursor.execute(sql, [*params, candidates, HalfVector(vector.astype(np.float16)).to_text(),
-                             max(limits.FILTERED_CANDIDATES, 4 * k),
-                             Vector(vector).to_text(), *recheck_params, k])
-        return [(int(pid), float(dist)) for pid, dist in cursor.fetchall()]
+    with connection.cursor() as cursor:
+        rows = execute_with_settings(
+            cursor, hnsw_settings(max(int(settings.HNSW_EF_SEARCH), candidates), iterative), sql,
+            [*params, candidates, HalfVector(vector.astype(np.float16)).to_text(),
+             max(limits.FILTERED_CANDIDATES, 4 * k), Vector(vector).to_text(), *recheck_params, k])
+    return [(int(pid), float(dist)) for pid, dist in rows]
+
+
+def code_graph_candidates(k: int) -> int:
+    """Candidates the code graphs return for a top k: CODE_GRAPH_OVERSAMPLE per result for the
+    first ten, CODE_GRAPH_OVERSAMPLE_BEYOND_10 per result after them. The code's ranking
+    error is a distance band around the k-th neighbour, not a share of k, so a deep list
+    needs far fewer per result: hybrid search's 50 at 74.7k, cs.CV, recall@50 0.993 / 0.980 /
+    0.960 with 1,500 / 600 / 400 candidates (p50 74 / 48 / 34 ms, docs/benchmarks.md "Vector
+    stage"); 1,500 also meant ef_search 1000."""
+    return (limits.CODE_GRAPH_OVERSAMPLE * min(k, 10)
+            + limits.CODE_GRAPH_OVERSAMPLE_BEYOND_10 * max(0, k - 10))
 
 
 @overload

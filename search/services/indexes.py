@@ -10,18 +10,17 @@ from collections.abc import Callable
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection, connections
 
 from search.models import EmbeddingSpace
 from search.planner.indexes import (
     code_graph_statement,
     code_index_name,
+    forget_vector_indexes,
     space_frequent_slices,
     space_indexes_like,
     vector_index_statements,
     vector_indexes,
-    vector_indexes_key,
 )
 
 IndexProgress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -84,7 +83,7 @@ def space_ensure_slice_indexes(
         _create_code_graph(name, space, predicate)
     if on_progress:
         on_progress("slices", len(wanted), len(wanted))
-    cache.delete(vector_indexes_key())
+    forget_vector_indexes()  # here and in the shared cache
     return list(wanted)
 
 
