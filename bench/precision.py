@@ -2,8 +2,9 @@
 
     python manage.py bench precision --database-url .../paperscope_bench74k
 
-Exact / float / halfvec / binary / ternary HNSW (+ rerank at several oversamples) and an
-in-process peer (faiss HNSWFlat): recall@10 against exact, QPS and p50 / p95 with one client
+Exact / float / halfvec / binary / ternary HNSW (+ rerank at several oversamples), the
+planner's default, pgvector by hand (bench/scale_peers.py) and an in-process peer (faiss
+HNSWFlat): recall@10 against exact, QPS and p50 / p95 with one client
 (modes interleaved per query) and with concurrent clients, index sizes and build costs. Builds
 the ternary code first if the bench database lacks it.
 """
@@ -34,7 +35,9 @@ from bench.scale_common import (
     run_interleaved,
     run_scale,
 )
+from bench.scale_peers import pgvector_by_hand
 from search import planner, services
+from search.params import SearchFilters
 
 HELP = "precision modes at scale: exact / float / halfvec / binary / ternary HNSW + faiss peer"
 
@@ -86,7 +89,7 @@ def measure(bench, *, seed, limit_queries, clients, no_peer, **_):
 def report_precision(bench, modes, results, sizes, builds, plans, peer, clients):
     client_list = [int(c) for c in clients.split(",")]
     index_of = {"float": "float_hnsw", "halfvec": "half_hnsw", "binary": "bit_hnsw",
-                "ternary": "code_hnsw"}
+                "ternary": "code_hnsw", "pgvector": "float_hnsw", "planner": "half_hnsw"}
     float_size = next((v for k, v in sizes.items() if k.endswith("float_hnsw")), None)
     headers = ["mode", "recall@10"]
     for c in client_list:
@@ -135,8 +138,16 @@ def precision_modes(space) -> dict[str, Callable[[np.ndarray], list[int]]]:
                 oversample=oversample)]
         return run
 
+    def by_hand(ef):
+        return lambda v: pgvector_by_hand(space, v, K, SearchFilters(), ef)
+
     return {
         "exact": lambda v: exact_ids(space, v),
+        "planner (default: halfvec)": lambda v: [pid for pid, _ in planner.vector_ranking(
+            space=space, vector=v, k=K, filters=SearchFilters())[0]],
+        "pgvector by hand, ef 40": by_hand(40),
+        "pgvector by hand, ef 64": by_hand(64),
+        "pgvector by hand, ef 100": by_hand(100),
         "float HNSW": index("float"),
         "halfvec HNSW + float rescore": index("halfvec"),
         "binary HNSW + rerank x10": index("binary", 10),
@@ -153,9 +164,13 @@ def explain_root(space, vector, mode: str) -> str:
     captured: list[str] = []
 
     def grab(execute, sql, params, many, context):
-        if "ORDER BY" in sql and "LIMIT" in sql and not sql.startswith("EXPLAIN"):
+        if "ORDER BY" in sql and "LIMIT" in sql and "EXPLAIN" not in sql:
+            # the planner's scans send their SET LOCALs in front of the query (one message)
+            sets, _, query = sql.rpartition("; ") if sql.startswith("SET LOCAL") else ("", "", sql)
             with connection.cursor() as c:
-                c.execute("EXPLAIN " + sql, params)
+                c.execute((sets + "; " if sets else "") + "EXPLAIN " + query, params)
+                while c.description is None and c.nextset():
+                    pass
                 plan = "\n".join(r[0] for r in c.fetchall())
             used = [w for w in plan.split() if w.startswith("emb_s")]
             captured.append(used[0] if used else ("Seq Scan" if "Seq Scan" in plan else "other"))

@@ -58,6 +58,7 @@ from search.planner.indexes import (  # noqa: F401 - re-exported
     category_index_name,
     code_graph_statement,
     code_index_name,
+    forget_vector_indexes,
     month_index_name,
     space_frequent_slices,
     space_indexes_like,
