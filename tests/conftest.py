@@ -22,6 +22,9 @@ def _test_settings(settings, tmp_path):
     from django.core.cache import cache
 
     cache.clear()  # throttling counters live in the cache
+    from search.planner import forget_planner_memos
+
+    forget_planner_memos()  # the planner's in-process copies of estimates and index names
     yield
 
 

@@ -86,3 +86,14 @@ from search.planner.scans import (  # noqa: F401 - re-exported
     index_literal,
     index_scan,
 )
+
+
+def forget_planner_memos() -> None:
+    """Drop this process's copies of estimates and index names (tests: a new corpus each)."""
+    from search.planner.decide import _code_counts
+    from search.planner.filters import forget_estimates
+    from search.planner.indexes import _local
+
+    forget_estimates()
+    _local.clear()
+    _code_counts.clear()

@@ -98,16 +98,19 @@ def index_scan(space: EmbeddingSpace, vector: np.ndarray, k: int, where: str,
         FROM candidates c JOIN search_paper cp ON cp.id = c.id AND cp.content_hash = c.content_hash
         ORDER BY distance, c.id LIMIT %s
     """
-    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), ef_search_floor(mode), candidates)
+    ef = ef_search or max(int(settings.HNSW_EF_SEARCH), ef_search_floor(mode, iterative), candidates)
     with connection.cursor() as cursor:
         rows = execute_with_settings(cursor, hnsw_settings(ef, iterative), sql,
                                      [*params, literal, candidates, Vector(vector).to_text(), k])
     return [(int(pid), float(dist)) for pid, dist in rows]
 
 
-def ef_search_floor(mode: IndexMode) -> int:
-    """The mode's ef_search floor for this corpus (a bigger graph needs a wider search)."""
-    if mode.ef_search_min_small is not None and corpus_size() < limits.SMALL_CORPUS:
+def ef_search_floor(mode: IndexMode, iterative: bool = False) -> int:
+    """The mode's ef_search floor for this corpus (a bigger graph needs a wider search). An
+    iterative walk under a filter keeps the full floor: at 74.7k, 50% date filter, ef 120
+    gave recall@10 0.973 where 200 gave 0.998."""
+    if (mode.ef_search_min_small is not None and not iterative
+            and corpus_size() < limits.SMALL_CORPUS):
         return mode.ef_search_min_small
     return mode.ef_search_min
 
