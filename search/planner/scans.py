@@ -42,7 +42,7 @@ INDEX_MODES = {
     # graph`); at 74.7k 120 is enough (recall@10 0.993, as float at ef 64), and 200 cost 1.5x
     # the p50 of pgvector by hand at equal recall (docs/benchmarks.md "Vector stage")
     "halfvec": IndexMode("embedding_half", "halfvec", "<=>", ef_search_min=200,
-                         ef_search_min_small=120),
+                         ef_search_min_small=150),
     # oversample 40: the smallest that kept recall@10 >= 0.95 at 74.7k (docs/benchmarks.md)
     "binary": IndexMode("embedding_bit", "bit", "<~>", oversample=40),
     # oversample 20: recall@10 0.991 at 74.7k, 0.967 at 1M (x10: 0.977 / 0.943), still
