@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, Q
 
-from search import concepts
+from search import catalogue, concepts
 from search.embedders import get_encoder
 from search.models import ASPECTS, ConceptStats, EmbeddingSpace, Job, Paper
 from search.newest import built_from_newest
@@ -51,7 +51,8 @@ class SearchResult:
 # --- spaces and vectors -----------------------------------------------------------------------
 
 def active_space(aspect: str = "generic") -> EmbeddingSpace | None:
-    return EmbeddingSpace.objects.filter(aspect=aspect, is_active=True).first()
+    """The aspect's active space (kept per process for a moment: search.catalogue)."""
+    return catalogue.active_spaces().get(aspect)
 
 
 @functools.lru_cache(maxsize=512)
@@ -150,8 +151,8 @@ def _came_back_short(result: SearchResult, params: SearchParams) -> bool:
 def _paper_search(*, params: SearchParams) -> SearchResult:
     filters, k, mode = params.filters, params.k, params.mode
     if not params.query:
-        return SearchResult(hydrate(newest_ranking(k=k, filters=filters)), "browse",
-                            {"plan": "browse"})
+        return SearchResult(hydrate(newest_ranking(k=k, filters=filters), LISTED_FIELDS),
+                            "browse", {"plan": "browse"})
     space = active_space()
     notice = ""
     if space is None and mode != "keyword":
@@ -175,7 +176,7 @@ def _paper_search(*, params: SearchParams) -> SearchResult:
         plan["keyword_hits"] = len(keyword)
         ranked = reciprocal_rank_fusion(
             [(semantic, params.semantic_weight), (keyword, 1.0 - params.semantic_weight)], k)
-    return SearchResult(hydrate(ranked), mode, plan, notice)
+    return SearchResult(hydrate(ranked, LISTED_FIELDS), mode, plan, notice)
 
 
 def aspect_names() -> list[str]:
@@ -184,8 +185,18 @@ def aspect_names() -> list[str]:
     return [*ASPECTS, *sorted(set(extra))]
 
 
-def hydrate(ranked: list[tuple[int, float]]) -> list[ScoredPaper]:
-    papers = Paper.objects.defer("search_vector").in_bulk([pid for pid, _ in ranked])
+# The Paper fields a search result shows (the API's result objects, the search page's
+# cards, external_url): search loads only these. Half the row is elsewhere (aspect labels,
+# hashes, times); a field left out is still read on access, one query per paper.
+LISTED_FIELDS = ("id", "arxiv_id", "doi", "source_url", "title", "abstract", "authors",
+                 "categories", "concepts", "published")
+
+
+def hydrate(ranked: list[tuple[int, float]], fields: Sequence[str] | None = None,
+            ) -> list[ScoredPaper]:
+    """The ranked papers as ScoredPaper, in rank order; `fields`: only those are loaded."""
+    rows = Paper.objects.only(*fields) if fields else Paper.objects.defer("search_vector")
+    papers = rows.in_bulk([pid for pid, _ in ranked])
     return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
 
 

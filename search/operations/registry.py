@@ -18,6 +18,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.db.models import F
 
+from search import catalogue
 from search.models import EmbeddingSpace, PaperEmbedding, SpaceComparison, SpaceRegistry
 from search.operations.latency import percentile
 
@@ -123,6 +124,8 @@ def registry_switch(*, space: EmbeddingSpace, allow_incomplete: bool = False) ->
             registry.shadow = None
         registry.pinned = True
         registry.save()
+    # (the flags were flipped by update(), which sends no signal)
+    transaction.on_commit(lambda: catalogue.forget("active-spaces"))
     log.info("registry: %s active for %s (previous: %s)", space.name, space.aspect,
              current.name if current else "-")
     space.refresh_from_db()
@@ -178,6 +181,8 @@ def registry_delete_space(*, space_id: int) -> bool:
     from django.core.cache import cache
 
     cache.delete(vector_indexes_key())
+
+    catalogue.forget(vector_indexes_key())  # this process's copy too
     SpaceRegistry.objects.filter(shadow=space).update(shadow=None)
     space.delete()
     log.info("registry: deleted %s and %d indexes", space.name, len(names))

@@ -98,7 +98,14 @@ def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
 
 
 def vector_indexes() -> frozenset[str]:
-    """Names of the vector indexes that exist (cached for a minute; the code build clears it)."""
+    """Names of the vector indexes that exist (cached for a minute in Redis, the code build
+    clears it; and per process for a moment on top: search.catalogue)."""
+    from search import catalogue
+
+    return catalogue.remembered(vector_indexes_key(), _vector_indexes_shared)
+
+
+def _vector_indexes_shared() -> frozenset[str]:
     from django.core.cache import cache
 
     names = cache.get(vector_indexes_key())

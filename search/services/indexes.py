@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections
 
+from search import catalogue
 from search.models import EmbeddingSpace
 from search.planner.indexes import (
     code_graph_statement,
@@ -85,6 +86,7 @@ def space_ensure_slice_indexes(
     if on_progress:
         on_progress("slices", len(wanted), len(wanted))
     cache.delete(vector_indexes_key())
+    catalogue.forget(vector_indexes_key())  # this process's copy too
     return list(wanted)
 
 
