@@ -26,8 +26,8 @@ import os
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psycopg
 from django.conf import settings
-from django.db import connection
 
 from bench.common import DATA, log, machine, write_json
 from bench.http_load import gunicorn, load, round_trips, warm
@@ -77,14 +77,13 @@ def run(command, **options):
     needed = len(variants) * len(clients) * per + 200
     if len(queries) < needed:
         raise SystemExit(f"{len(queries)} distinct queries, {needed} needed: lower --requests")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM search_paper")
-        papers = cursor.fetchone()[0]
-    log(f"e2e: {papers} papers in {connection.settings_dict['NAME']} (the app serves "
-        f"{database_url.rsplit('/', 1)[1]}), {per} requests per variant")
+    with psycopg.connect(database_url) as conn:
+        papers = conn.execute("SELECT count(*) FROM search_paper").fetchone()[0]
+    log(f"e2e: {papers} papers in {database_url.rsplit('/', 1)[1]}, {per} requests per variant")
     port = options["port"]
     results: dict = {"machine": machine(), "load_before": os.getloadavg(),
-                     "database": database_url.rsplit("/", 1)[1], "variants": []}
+                     "database": database_url.rsplit("/", 1)[1], "papers": papers,
+                     "variants": []}
 
     def paths(prefix: str, mode: str, cat: str, chunk: list[str]):
         return [("GET", f"{prefix}?" + urlencode(
@@ -95,7 +94,8 @@ def run(command, **options):
             gunicorn("peer", port + 1, env, app="bench.e2e_peer:application") as peer:
         warmup = queries[-200:]
         for server, prefix in ((app, "/api/v1/search"), (peer, "/search")):
-            warm(server, lambda i, p=prefix: paths(p, MODES[i % 3], "", [warmup[i]])[0], 60)
+            warm(server, lambda i, p=prefix: paths(p, MODES[i % 3], "" if i % 2 else options[
+                "category"], [warmup[i]])[0], 100)
         used = 0
         for n_clients in clients:
             for mode, cat in variants:
@@ -128,17 +128,19 @@ def run(command, **options):
 
 def table(results: dict) -> str:
     lines = [results["machine"], f"load average before {results['load_before']}, after "
-             f"{results['load_after']}; database {results['database']}", "",
+             f"{results['load_after']}; database {results['database']} "
+             f"({results.get('papers')} papers)", "",
              "| clients | mode | category | p50 ms (peer) | p95 ms (peer) | QPS (peer) | "
              "web CPU ms/req (peer) | ratio p50 / CPU / QPS | SQL, Redis per req |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in results["variants"]:
         a, p, r = row["paperscope"], row["peer"], row["ratio"]
         trips = row.get("round_trips")
+        counted = f"{trips['sql']}, {trips['redis']}" if trips else ""
         lines.append(
             f"| {row['clients']} | {row['mode']} | {row['category']} | {a['p50_ms']} "
             f"({p['p50_ms']}) | {a['p95_ms']} ({p['p95_ms']}) | {a['qps']} ({p['qps']}) | "
             f"{a['cpu_ms_per_request']} ({p['cpu_ms_per_request']}) | {r['p50_ms']} / "
             f"{r['cpu_ms_per_request']} / {r['qps']} | "
-            f"{'%s, %s' % (trips['sql'], trips['redis']) if trips else ''} |")
+            f"{counted} |")
     return "\n".join(lines)

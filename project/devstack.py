@@ -250,6 +250,12 @@ def cmd_exec(profile: Profile, command: list[str]) -> int:
         raise SystemExit("usage: python -m project.devstack exec -- COMMAND...")
     with ExitStack() as stack:
         env = services(stack, profile)
+        if profile.name == "test":
+            # The test process itself keeps Django's per-thread connections: its test client
+            # never returns a thread's connection (it holds request_finished back), so a pool
+            # would run dry across threaded tests. The servers the tests start pool (their
+            # own environment sets DB_POOL=1, tests/faults/conftest.py).
+            env.setdefault("DB_POOL", "0")
         return subprocess.run(command, env=env, cwd=ROOT).returncode
 
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
 from search.models import EmbeddingSpace
@@ -66,8 +67,29 @@ def active_spaces() -> dict[str, EmbeddingSpace]:
         space.aspect: space for space in EmbeddingSpace.objects.filter(is_active=True)})
 
 
+def aspect_names(read: Callable[[], list[str]]) -> list[str]:
+    """The aspect names search.selectors.aspect_names reads (every space's aspect)."""
+    return remembered("aspect-names", read)
+
+
+def newest_pk(model: type[Model], read: Callable[[], Any]) -> Any:
+    """The newest row's primary key of a model search.newest builds from (a fit, a count);
+    a save or delete of one in this process is seen at once."""
+    name = f"newest:{model._meta.label}"
+    if name not in _watched:
+        _watched.add(name)
+        for signal in (post_save, post_delete):
+            signal.connect(lambda sender, _name=name, **kwargs: forget(_name), sender=model,
+                           weak=False, dispatch_uid=f"catalogue-{name}-{signal is post_save}")
+    return remembered(name, read)
+
+
+_watched: set[str] = set()
+
+
 def _space_changed(sender, **kwargs) -> None:
     forget("active-spaces")
+    forget("aspect-names")
 
 
 # QuerySet.update() sends no signal: search.operations.registry's switch calls forget() itself

