@@ -74,7 +74,7 @@ def run(command, **options):
     queries = held_out_queries()
     per = options["requests"]
     variants = [(mode, cat) for mode in MODES for cat in ("", options["category"])]
-    needed = len(variants) * len(clients) * per + 200
+    needed = len(variants) * len(clients) * per + 400
     if len(queries) < needed:
         raise SystemExit(f"{len(queries)} distinct queries, {needed} needed: lower --requests")
     with psycopg.connect(database_url) as conn:
@@ -92,10 +92,10 @@ def run(command, **options):
 
     with gunicorn("paperscope", port, env) as app, \
             gunicorn("peer", port + 1, env, app="bench.e2e_peer:application") as peer:
-        warmup = queries[-200:]
+        warmup = queries[-400:]
         for server, prefix in ((app, "/api/v1/search"), (peer, "/search")):
             warm(server, lambda i, p=prefix: paths(p, MODES[i % 3], "" if i % 2 else options[
-                "category"], [warmup[i]])[0], 100)
+                "category"], [warmup[200 + i]])[0], 200)
         used = 0
         for n_clients in clients:
             for mode, cat in variants:
@@ -113,7 +113,8 @@ def run(command, **options):
                         if not cat else warmup[150 + 10 * MODES.index(mode):][:10]))
                 a, p = row["paperscope"], row["peer"]
                 row["ratio"] = {key: round(a[key] / p[key], 2) if a[key] and p[key] else None
-                                for key in ("p50_ms", "p95_ms", "qps", "cpu_ms_per_request")}
+                                                for key in ("p50_ms", "p95_ms", "qps", "cpu_ms_per_request",
+                                            "db_cpu_ms_per_request")}
                 results["variants"].append(row)
                 log(f"{n_clients}c {mode:8} {cat or '-':6} app p50 {a['p50_ms']} p95 "
                     f"{a['p95_ms']} qps {a['qps']} cpu {a['cpu_ms_per_request']} | peer p50 "
@@ -131,8 +132,9 @@ def table(results: dict) -> str:
              f"{results['load_after']}; database {results['database']} "
              f"({results.get('papers')} papers)", "",
              "| clients | mode | category | p50 ms (peer) | p95 ms (peer) | QPS (peer) | "
-             "web CPU ms/req (peer) | ratio p50 / CPU / QPS | SQL, Redis per req |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "web CPU ms/req (peer) | Postgres CPU ms/req (peer) | ratio p50 / CPU / QPS | "
+             "SQL, Redis per req |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in results["variants"]:
         a, p, r = row["paperscope"], row["peer"], row["ratio"]
         trips = row.get("round_trips")
@@ -140,7 +142,8 @@ def table(results: dict) -> str:
         lines.append(
             f"| {row['clients']} | {row['mode']} | {row['category']} | {a['p50_ms']} "
             f"({p['p50_ms']}) | {a['p95_ms']} ({p['p95_ms']}) | {a['qps']} ({p['qps']}) | "
-            f"{a['cpu_ms_per_request']} ({p['cpu_ms_per_request']}) | {r['p50_ms']} / "
+            f"{a['cpu_ms_per_request']} ({p['cpu_ms_per_request']}) | "
+            f"{a['db_cpu_ms_per_request']} ({p['db_cpu_ms_per_request']}) | {r['p50_ms']} / "
             f"{r['cpu_ms_per_request']} / {r['qps']} | "
             f"{counted} |")
     return "\n".join(lines)

@@ -31,25 +31,41 @@ class Server:
 
     def pids(self) -> list[int]:
         """The gunicorn master and its workers."""
-        pids = [self.proc.pid]
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                parts = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(parts[1]) == self.proc.pid:
-                pids.append(int(stat.parent.name))
-        return pids
+        return [self.proc.pid, *_children(self.proc.pid)]
 
     def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(parts[11]) + int(parts[12])  # utime + stime
-        return total / TICK
+        return sum(_process_cpu(pid) for pid in self.pids()) / TICK
+
+
+def _process_cpu(pid: int) -> int:
+    try:
+        parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(parts[11]) + int(parts[12])  # utime + stime, in ticks
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def postgres_cpu_seconds(pgdata: Path = ROOT / "var" / "postgres") -> float | None:
+    """CPU of the embedded Postgres (postmaster and every backend): what the queries cost on
+    the database side. A backend that exits between two readings takes its share with it,
+    so both servers keep their connections for the whole run (pools, per-thread
+    connections). None when this Postgres is not the embedded one."""
+    try:
+        postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(_process_cpu(pid) for pid in [postmaster, *_children(postmaster)]) / TICK
 
 
 @contextmanager
@@ -77,6 +93,7 @@ class Run:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     cpu_ms: float = 0.0
+    db_cpu_ms: float | None = None
     headers: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -85,7 +102,9 @@ class Run:
                 "p50_ms": round(percentile(self.latencies_ms, 50), 1) if n else None,
                 "p95_ms": round(percentile(self.latencies_ms, 95), 1) if n else None,
                 "qps": round(n / self.seconds, 1) if self.seconds else None,
-                "cpu_ms_per_request": round(self.cpu_ms / n, 2) if n else None}
+                "cpu_ms_per_request": round(self.cpu_ms / n, 2) if n else None,
+                "db_cpu_ms_per_request": round(self.db_cpu_ms / n, 2)
+                if n and self.db_cpu_ms is not None else None}
 
 
 Request = tuple[str, str, bytes | None]  # method, path, JSON body
@@ -129,7 +148,7 @@ def load(server: Server, requests: Sequence[Request], clients: int,
         conn.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
-    cpu = server.cpu_seconds()
+    cpu, db_cpu = server.cpu_seconds(), postgres_cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -137,6 +156,9 @@ def load(server: Server, requests: Sequence[Request], clients: int,
         thread.join()
     run.seconds = time.perf_counter() - started
     run.cpu_ms = (server.cpu_seconds() - cpu) * 1000
+    db_after = postgres_cpu_seconds()
+    if db_cpu is not None and db_after is not None:
+        run.db_cpu_ms = (db_after - db_cpu) * 1000
     return run
 
 

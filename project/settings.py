@@ -246,6 +246,9 @@ CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
                                   default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
+# Seconds a web process keeps the active spaces, aspect names, index names and newest fits it
+# read (search.catalogue): a switch in another process is seen within this long.
+CATALOGUE_TTL = env.float("CATALOGUE_TTL", default=2.0)
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
