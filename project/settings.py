@@ -147,8 +147,11 @@ if env.bool("DB_POOL", default=True):
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": _CAPACITY.pool_min, "max_size": _CAPACITY.pool_max,
-        "timeout": _CAPACITY.pool_timeout, "name": "paperscope",
+        # steps of the wait for a connection; the whole wait is DB_POOL_TIMEOUT
+        # (project/postgres/base.py tells a down server from a busy pool between steps)
+        "timeout": min(0.5, _CAPACITY.pool_timeout), "name": "paperscope",
     }
+    DB_POOL_TIMEOUT = _CAPACITY.pool_timeout
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["ENGINE"] = "project.postgres"  # the pool's check (project.dbpool)
 else:

@@ -101,6 +101,28 @@ def keyword_ranking(*, query: str, k: int, filters: SearchFilters) -> list[tuple
         return [(int(pid), float(rank)) for pid, rank in cursor.fetchall()]
 
 
+def keyword_results(*, query: str, k: int, filters: SearchFilters,
+                    fields: Sequence[str] = ()) -> list[ScoredPaper]:
+    """hydrate(keyword_ranking(...), fields) in one statement: the ranking query returns the
+    listed fields too (the same WHERE, ORDER BY and LIMIT), a round trip fewer."""
+    where, params = filter_sql(filters)
+    concrete = _listed_columns(fields or LISTED_FIELDS)
+    columns = ", ".join(f"p.{connection.ops.quote_name(str(f.column))}" for f in concrete)
+    sql = f"""
+        SELECT {columns}, ts_rank_cd(p.search_vector, q, 32) AS rank
+        FROM search_paper p, websearch_to_tsquery('english', %s) q
+        WHERE p.search_vector @@ q AND {where}
+        ORDER BY rank DESC, p.id
+        LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [query, *params, k])
+        rows = cursor.fetchall()
+    names, db = [f.attname for f in concrete], connection.alias
+    return [ScoredPaper(Paper.from_db(db, names, row[:-1]), round(float(row[-1]), 6))
+            for row in rows]
+
+
 def newest_ranking(*, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
     """Papers matching the filters, newest first (browsing with an empty query)."""
     where, params = filter_sql(filters)
@@ -160,7 +182,8 @@ def _paper_search(*, params: SearchParams) -> SearchResult:
         mode = "keyword"
     plan: dict[str, Any] = {"mode": mode}
     if mode == "keyword" or space is None:  # no space: mode is "keyword" (above)
-        ranked = keyword_ranking(query=params.query, k=k, filters=filters)
+        return SearchResult(keyword_results(query=params.query, k=k, filters=filters,
+                                            fields=LISTED_FIELDS), mode, plan, notice)
     elif mode == "semantic":
         ranked, plan["semantic"] = vector_ranking(
             space=space, vector=encode_query(space, params.query), k=k, filters=filters,
@@ -205,6 +228,13 @@ def hydrate(ranked: list[tuple[int, float]], fields: Sequence[str] | None = None
     return [ScoredPaper(papers[pid], round(score, 6)) for pid, score in ranked if pid in papers]
 
 
+def _listed_columns(fields: Sequence[str]) -> list:
+    """The Paper fields to read, id included, in the model's order: Model.from_db fills the
+    deferred ones in between by position."""
+    wanted = {"id", *fields}
+    return [f for f in Paper._meta.concrete_fields if f.attname in wanted]
+
+
 def _papers_with_fields(ids: Sequence[int], fields: Sequence[str]) -> dict[int, Paper]:
     """Paper.objects.only(*fields).in_bulk(ids), without the ORM's query building: half its
     CPU (0.5 vs 1.0 ms for 10 results); the instances are the same (Model.from_db, the other
@@ -212,9 +242,7 @@ def _papers_with_fields(ids: Sequence[int], fields: Sequence[str]) -> dict[int, 
     arrays and dates as Python values)."""
     if not ids:
         return {}
-    wanted = {"id", *fields}
-    # in the model's field order: from_db fills the deferred ones in between by position
-    concrete = [f for f in Paper._meta.concrete_fields if f.attname in wanted]
+    concrete = _listed_columns(fields)
     names = [f.attname for f in concrete]
     columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in concrete)
     with connection.cursor() as cursor:
