@@ -23,10 +23,20 @@ HELP = "'similar by aspect' latency: vector only vs reranked by words, concepts,
 def add_arguments(parser):
     parser.add_argument("--papers", type=int, default=40)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--http", action="store_true",
+                        help="over HTTP instead (bench/similar_http.py): GET .../similar for every "
+                             "aspect and POST /api/v1/recommend, 1 client, against make run's gunicorn")
+    parser.add_argument("--database-url", default=None, help="--http: serve this database")
+    parser.add_argument("--port", type=int, default=None, help="--http: the server's port")
     add_demo_arguments(parser)
 
 
 def run(command, **options):
+    if options["http"]:
+        from bench.similar_http import measure_http
+
+        run_on_demo(command, measure_http, options)
+        return
     run_on_demo(command, measure, options)
 
 

@@ -27,6 +27,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from project.capacity import capacity, max_connections
 from project.supervisor import (
     Supervised,
     kill_on_second_signal,
@@ -140,6 +141,7 @@ def start_postgres(profile: Profile) -> tuple[str, Callable[[], None] | None]:
     if _port_open(profile.pg_port):
         say(f"Postgres already running on port {profile.pg_port}; reusing it")
         _ensure_database(profile)
+        _warn_if_too_few_connections(profile)
         return url, None
 
     owner = _postgres_owner(pgdata)
@@ -147,8 +149,11 @@ def start_postgres(profile: Profile) -> tuple[str, Callable[[], None] | None]:
     if not (pgdata / "PG_VERSION").exists():
         say(f"initialising embedded Postgres in {pgdata.relative_to(ROOT)}")
         initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=owner)
+    # max_connections from the pool sizes (project/capacity.py): the web processes' pools,
+    # the Celery processes and headroom always fit, so a login is never refused
     options = (f"-h 127.0.0.1 -p {profile.pg_port} -k {pgdata} "
-               f"-c shared_buffers={_shared_buffers(profile)}")
+               f"-c shared_buffers={_shared_buffers(profile)} "
+               f"-c max_connections={max_connections()}")
     pg_ctl(["-w", "-o", options, "-l", str(pgdata / "server.log"), "start"],
            pgdata=pgdata, user=owner, timeout=60)
     _wait_for_port(profile.pg_port, "Postgres")
@@ -160,6 +165,20 @@ def start_postgres(profile: Profile) -> tuple[str, Callable[[], None] | None]:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=owner, timeout=60)
 
     return url, stop
+
+
+def _warn_if_too_few_connections(profile: Profile) -> None:
+    """A Postgres started earlier (by another command, with other sizes) may allow fewer
+    connections than this configuration's pools need: say so instead of failing later."""
+    import psycopg
+
+    admin_url = f"postgresql://postgres@127.0.0.1:{profile.pg_port}/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        row = conn.execute("SHOW max_connections").fetchone()
+    running, needed = int(row[0]) if row else 0, capacity().max_connections
+    if running < needed:
+        say(f"warning: that Postgres allows {running} connections, this configuration needs "
+            f"{needed} (project/capacity.py); restart it or lower WEB_WORKERS / DB_POOL_MAX")
 
 
 def _ensure_database(profile: Profile) -> None:
@@ -231,17 +250,26 @@ def cmd_exec(profile: Profile, command: list[str]) -> int:
         raise SystemExit("usage: python -m project.devstack exec -- COMMAND...")
     with ExitStack() as stack:
         env = services(stack, profile)
+        if profile.name == "test":
+            # The test process itself keeps Django's per-thread connections: its test client
+            # never returns a thread's connection (it holds request_finished back), so a pool
+            # would run dry across threaded tests. The servers the tests start pool (their
+            # own environment sets DB_POOL=1, tests/faults/conftest.py).
+            env.setdefault("DB_POOL", "0")
         return subprocess.run(command, env=env, cwd=ROOT).returncode
 
 
 def web_command(host: str, port: int | str) -> list[str]:
-    """The web server `make run` starts: gunicorn, as in docker/. Threads share one process's
-    model and pooled connections (runserver kept a connection per request thread and ran out
-    of them under load); WEB_WORKERS x WEB_THREADS connections at most."""
+    """The web server `make run` starts: gunicorn, as in docker/, WEB_WORKERS processes x
+    WEB_THREADS threads (defaults: one process per CPU, 4 threads; project/capacity.py). No
+    --reload: code changes need a restart (DEV_SERVER=1 gives Django's autoreloading
+    runserver instead, one thread per request: for development only)."""
+    if os.environ.get("DEV_SERVER") == "1":
+        return [PYTHON, str(ROOT / "manage.py"), "runserver", f"{host}:{port}"]
+    sizes = capacity()
     return [
         PYTHON, "-m", "gunicorn", "project.wsgi", "--bind", f"{host}:{port}",
-        "--workers", os.environ.get("WEB_WORKERS", "2"),
-        "--threads", os.environ.get("WEB_THREADS", "4"),
+        "--workers", str(sizes.web_workers), "--threads", str(sizes.web_threads),
         "--access-logfile", "-", "--timeout", "60", "--graceful-timeout", "10",
     ]
 
@@ -296,6 +324,13 @@ def cmd_run(profile: Profile) -> int:
         say(f"  readers:  http://{host}:{port}/accounts/signup/, then /feed/; staff: /dashboard/")
         if not os.environ.get("EMAIL_URL") and not os.environ.get("EMAIL_BACKEND"):
             say(f"  mail (digests, account mails) is written to {profile.var_dir / 'mail'}/")
+        sizes = capacity()
+        if os.environ.get("DEV_SERVER") == "1":
+            say("  server: Django's runserver (DEV_SERVER=1: autoreload, development only)")
+        else:
+            say(f"  server: gunicorn, {sizes.web_workers} workers x {sizes.web_threads} threads "
+                f"(WEB_WORKERS / WEB_THREADS), <= {sizes.pool_max} database connections each "
+                f"(DB_POOL_MAX), Postgres max_connections {max_connections()}")
         say("  embeddings are computed in the background; the search page shows progress")
         say("  a crashed worker, beat or web process is restarted; Postgres and Redis stay up")
         say("Press Ctrl-C to stop everything.")

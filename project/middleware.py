@@ -52,6 +52,19 @@ class RejectNulBytesMiddleware:
                             content_type="text/plain; charset=utf-8")
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """The request waited DB_POOL_TIMEOUT s for a pooled connection (project/capacity.py):
+    Postgres is up, this process is at its bound."""
+    from psycopg_pool import PoolTimeout
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, PoolTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class ServiceUnavailableMiddleware:
     """The database or Redis unreachable: 503 with the reason and Retry-After; JSON under
     /api/, a plain page elsewhere (rendered without touching the database or the session)."""
@@ -72,6 +85,9 @@ class ServiceUnavailableMiddleware:
         log.warning("%s unavailable during %s %s: %s", service, request.method, request.path,
                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         reason = f"the {service} is not reachable; try again shortly"
+        if _pool_exhausted(exc):
+            reason = ("every database connection of this server process is busy (the pool's "
+                      "DB_POOL_MAX); try again shortly")
         if is_api(request):
             response: HttpResponse = JsonResponse(
                 {"detail": "service temporarily unavailable", "reason": reason}, status=503)

@@ -15,6 +15,8 @@ import environ
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from project.capacity import capacity
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -131,8 +133,30 @@ DATABASES = {
         "DATABASE_URL", default=f"postgresql://postgres@127.0.0.1:{_PG_PORT}/paperscope"
     )
 }
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Connections come from a psycopg pool per process (Django's OPTIONS["pool"]), sized in
+# project/capacity.py together with the embedded Postgres' max_connections: a request takes
+# one for its duration and gives it back (CONN_MAX_AGE=0 is what the pool requires), so no
+# number of clients can open more than workers x DB_POOL_MAX; a request that waits
+# DB_POOL_TIMEOUT s for one gets a 503 with the reason (project.middleware). The pool's check
+# (project.dbpool) costs no round trip on a connection whose socket is quiet, instead of
+# Django's CONN_HEALTH_CHECKS query before every request. DB_POOL=0: Django's own persistent
+# connections (DB_CONN_MAX_AGE s, health-checked), e.g. behind PgBouncer.
+_CAPACITY = capacity()
+if env.bool("DB_POOL", default=True):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": _CAPACITY.pool_min, "max_size": _CAPACITY.pool_max,
+        # steps of the wait for a connection; the whole wait is DB_POOL_TIMEOUT
+        # (project/postgres/base.py tells a down server from a busy pool between steps)
+        "timeout": min(0.5, _CAPACITY.pool_timeout), "name": "paperscope",
+    }
+    DB_POOL_TIMEOUT = _CAPACITY.pool_timeout
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "project.postgres"  # the pool's check (project.dbpool)
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{_REDIS_PORT}/0")
 CACHES = {
@@ -225,6 +249,9 @@ CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
                                   default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
+# Seconds a web process keeps the active spaces, aspect names, index names and newest fits it
+# read (search.catalogue): a switch in another process is seen within this long.
+CATALOGUE_TTL = env.float("CATALOGUE_TTL", default=2.0)
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
@@ -427,6 +454,9 @@ PROMETHEUS_EXPORT_MIGRATIONS = False  # no database read at start-up
 # request counts and latencies per view on /metrics; Before first, After last, as documented
 MIDDLEWARE = ["django_prometheus.middleware.PrometheusBeforeMiddleware", *MIDDLEWARE,
               "django_prometheus.middleware.PrometheusAfterMiddleware"]
+# Profiling: statements and Redis calls per request in response headers (project/roundtrips.py)
+if env.bool("ROUND_TRIP_COUNTS", default=False):
+    MIDDLEWARE = ["project.roundtrips.RoundTripCountMiddleware", *MIDDLEWARE]
 STATICFILES_DIRS.append(("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist"))
 # every search's mode, plan and latency in a bounded Redis list (search.operations.latency)
 SEARCH_LATENCY_RECORDING = env.bool("SEARCH_LATENCY_RECORDING", default=True)

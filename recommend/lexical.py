@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -94,12 +95,45 @@ def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]
                  ) -> tuple[np.ndarray, list[list[str]]]:
     """tf-idf cosine of each text with the anchor text, and per text the (up to 5) terms that
     weigh most in both."""
-    matrix = fitted.vectorizer.transform([anchor, *texts]).tocsr()
+    matrix = _tfidf_rows(fitted, [anchor, *texts])
     query = matrix[0]
     cosines = np.asarray((matrix[1:] @ query.T).todense()).ravel()
+    # every row's products with the anchor at once (one sparse product, not one per text)
+    both = matrix[1:].multiply(query).tocsr()
     shared = []
     for i in range(len(texts)):
-        both = matrix[1 + i].multiply(query).tocoo()
-        top = sorted(zip(both.data, both.col, strict=True), reverse=True)[:5]
+        start, end = both.indptr[i], both.indptr[i + 1]
+        top = sorted(zip(both.data[start:end], both.indices[start:end], strict=True),
+                     reverse=True)[:5]
         shared.append([str(fitted.terms[c]) for _, c in top])
     return cosines, shared
+
+
+# Each text's tf-idf row, per process: a "similar" request transforms its 100-paper shortlist
+# (most of its CPU: tokenising 100 abstracts), and the same papers come back in many
+# shortlists. A row depends only on the fit and the text (rows are normalised one by one),
+# so the key is the fit's version and a digest of the text; bounded, oldest dropped first.
+_ROWS_MAX = 50_000
+_rows: dict[tuple[str, bytes], Any] = {}
+_rows_lock = threading.Lock()
+
+
+def _tfidf_rows(fitted: Fitted, texts: Sequence[str]):
+    from scipy.sparse import vstack
+
+    keys = [(fitted.version, hashlib.sha1(text.encode()).digest()) for text in texts]
+    missing = [i for i, key in enumerate(keys) if key not in _rows]
+    if missing:
+        fresh = fitted.vectorizer.transform([texts[i] for i in missing]).tocsr()
+        with _rows_lock:
+            for row, i in enumerate(missing):
+                _rows[keys[i]] = fresh[row]
+            while len(_rows) > _ROWS_MAX:
+                _rows.pop(next(iter(_rows)))
+    found = {key: _rows.get(key) for key in keys}  # (another thread may have evicted one)
+    lost = [i for i, key in enumerate(keys) if found[key] is None]
+    if lost:
+        again = fitted.vectorizer.transform([texts[i] for i in lost]).tocsr()
+        for row, i in enumerate(lost):
+            found[keys[i]] = again[row]
+    return vstack([found[key] for key in keys], format="csr")

@@ -18,6 +18,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from django.db.models import F
 
+from search import catalogue
 from search.models import EmbeddingSpace, PaperEmbedding, SpaceComparison, SpaceRegistry
 from search.operations.latency import percentile
 
@@ -123,6 +124,8 @@ def registry_switch(*, space: EmbeddingSpace, allow_incomplete: bool = False) ->
             registry.shadow = None
         registry.pinned = True
         registry.save()
+    # (the flags were flipped by update(), which sends no signal)
+    transaction.on_commit(lambda: catalogue.forget("active-spaces"))
     log.info("registry: %s active for %s (previous: %s)", space.name, space.aspect,
              current.name if current else "-")
     space.refresh_from_db()

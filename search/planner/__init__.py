@@ -90,10 +90,10 @@ from search.planner.scans import (  # noqa: F401 - re-exported
 
 def forget_planner_memos() -> None:
     """Drop this process's copies of estimates and index names (tests: a new corpus each)."""
+    from search import catalogue
     from search.planner.decide import _code_counts
     from search.planner.filters import forget_estimates
-    from search.planner.indexes import _local
 
     forget_estimates()
-    _local.clear()
+    catalogue.forget()
     _code_counts.clear()

@@ -9,7 +9,6 @@ space calls for.
 from __future__ import annotations
 
 import hashlib
-import time
 from datetime import date
 
 from django.conf import settings
@@ -98,37 +97,36 @@ def space_frequent_slices(space: EmbeddingSpace) -> dict[str, str]:
     return wanted
 
 
-_local: dict[str, tuple[float, frozenset[str]]] = {}  # key -> (read at, names), per process
-LOCAL_SECONDS = 5.0
-
-
 def vector_indexes() -> frozenset[str]:
     """Names of the vector indexes that exist: cached for a minute in the shared cache (the
-    code build clears it) and for LOCAL_SECONDS in this process, so that a filtered search
-    does not pay a Redis round trip for them (on the loaded 2-core machine one GET cost ~5
-    ms). A graph built meanwhile is used a few seconds late; one dropped is still asked for
-    a few seconds (a slower plan, the same rows)."""
+    code build clears it) and for CATALOGUE_TTL seconds in this process on top
+    (search.catalogue), so that a filtered search does not pay a Redis round trip for them.
+    A graph built meanwhile is used a moment late; one dropped is still asked for a moment
+    (a slower plan, the same rows)."""
+    from search import catalogue
+
+    return catalogue.remembered(vector_indexes_key(), _vector_indexes_shared)
+
+
+def _vector_indexes_shared() -> frozenset[str]:
     from django.core.cache import cache
 
-    key = vector_indexes_key()
-    read_at, names = _local.get(key, (float("-inf"), frozenset()))
-    if time.monotonic() - read_at <= LOCAL_SECONDS:
-        return names
-    cached = cache.get(key)
-    if cached is None:
+    names = cache.get(vector_indexes_key())
+    if names is None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'emb%%'")
-            cached = frozenset(r[0] for r in cursor.fetchall())
-        cache.set(key, cached, 60)
-    _local[key] = (time.monotonic(), cached)
-    return cached
+            names = frozenset(r[0] for r in cursor.fetchall())
+        cache.set(vector_indexes_key(), names, 60)
+    return names
 
 
 def forget_vector_indexes() -> None:
-    """Drop this process's copy (and the shared one): after building or dropping a graph."""
+    """Drop this process's copy and the shared one: after building or dropping a graph."""
     from django.core.cache import cache
 
-    _local.pop(vector_indexes_key(), None)
+    from search import catalogue
+
+    catalogue.forget(vector_indexes_key())
     cache.delete(vector_indexes_key())
 
 

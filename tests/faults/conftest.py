@@ -104,7 +104,8 @@ def stack(request):
     env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{PG_PORT}/"
                                          "paperscope_faults",
            "REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0", "EMBEDDING_MODEL": "hash:256",
-           "DJANGO_SETTINGS_MODULE": "project.settings", "LOG_LEVEL": "WARNING"}
+           "DJANGO_SETTINGS_MODULE": "project.settings", "LOG_LEVEL": "WARNING",
+           "DB_POOL": "1"}  # served as `make run` serves (the test process itself: DB_POOL=0)
     built = Stack(profile, env)
     built.start_postgres()
     built.start_redis()

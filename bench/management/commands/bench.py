@@ -19,6 +19,7 @@ BENCHMARKS = {
     "search": "bench.search_latency",
     "modes": "bench.modes",
     "similar": "bench.similar",
+    "e2e": "bench.e2e",
     "scale-load": "bench.scale_load",
     "filtered": "bench.filtered",
     "precision": "bench.precision",
