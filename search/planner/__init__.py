@@ -57,9 +57,13 @@ from search.planner.filters import (  # noqa: F401 - re-exported
 from search.planner.indexes import (  # noqa: F401 - re-exported
     category_index_name,
     code_graph_statement,
+    PRECISION_GRAPHS,
     code_index_name,
     month_index_name,
+    precision_graph_name,
+    served_precision,
     space_frequent_slices,
+    space_precisions,
     space_indexes_like,
     vector_index_statements,
     vector_indexes,
