@@ -51,6 +51,9 @@ def add_arguments(parser):
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before giving up")
     parser.add_argument("--encoder-n", type=int, default=None,
                         help="texts for the encoder-alone column (default: all N)")
+    parser.add_argument("--without-graphs", default="",
+                        help="what-if: drop these precisions' graphs (float,binary) of every "
+                             "space in the copy first (the planner then serves them by halfvec)")
     parser.add_argument("--keep", action="store_true", help="keep the copied database")
     parser.add_argument("--json", type=Path, help="also write the results here")
 
@@ -66,12 +69,13 @@ def run(command, **options):
     write_json(options.get("json"), results)
 
 
-def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, **_):
+def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_graphs="", **_):
     work = OUT / "pipeline"
     work.mkdir(parents=True, exist_ok=True)
     warm_file, timed_file = work / "warmup.jsonl.gz", work / "timed.jsonl.gz"
     texts = _pick_new_papers(warmup, n, warm_file, timed_file)
     env = _clone_environment()
+    dropped = _drop_graphs(env, [p for p in without_graphs.split(",") if p])
     worker = None
     try:
         worker = _start_worker(env, concurrency, work / "worker.log")
@@ -105,6 +109,7 @@ def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, **_):
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
         "worker_concurrency": concurrency, "encoder_alone": encoder, "spaces": spaces,
+        "graphs_dropped": dropped,
         "settings": {"EMBEDDING_TASK_CHUNK": settings.EMBEDDING_TASK_CHUNK,
                      "EMBEDDING_BATCH_SIZE": settings.EMBEDDING_BATCH_SIZE,
                      "EMBEDDING_MODEL": settings.EMBEDDING_MODEL},
@@ -120,6 +125,8 @@ def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, **_):
     say(f"  projected on 2 idle cores: <= {2000 / total:.1f} papers/s")
     say(f"  encoder alone, same texts, this process: {encoder['docs_per_s']} docs/s, "
         f"{encoder['cpu_ms_per_doc']} CPU-ms per doc ({encoder['docs']} docs)")
+    if dropped:
+        say(f"  (what-if: graphs dropped before the run: {', '.join(dropped)})")
     for s in spaces:
         say(f"  space {s['name']}: {s['vectors']} vectors, {s['codes']} codes, "
             f"{s['hnsw_indexes']} HNSW indexes")
@@ -194,6 +201,25 @@ def _clone_environment() -> dict[str, str]:
                 "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
                 "PYTHONUNBUFFERED": "1"})
     return env
+
+
+def _drop_graphs(env: dict[str, str], precisions: list[str]) -> list[str]:
+    """The what-if of --without-graphs: drop those precisions' graphs of every space in the
+    copy (never in the dev database)."""
+    import psycopg
+
+    from search.planner.indexes import PRECISION_GRAPHS
+
+    dropped = []
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
+        assert db.info.dbname == CLONE
+        for (sid,) in db.execute("SELECT id FROM search_embeddingspace").fetchall():
+            for precision in precisions:
+                name = f"emb_s{int(sid)}_{PRECISION_GRAPHS[precision]}_hnsw"
+                if db.execute("SELECT 1 FROM pg_class WHERE relname = %s", [name]).fetchone():
+                    db.execute(f"DROP INDEX {name}")
+                    dropped.append(name)
+    return dropped
 
 
 def _drop_clone() -> None:

@@ -55,16 +55,16 @@ from search.planner.filters import (  # noqa: F401 - re-exported
     where_sql,
 )
 from search.planner.indexes import (  # noqa: F401 - re-exported
+    PRECISION_GRAPHS,
     category_index_name,
     code_graph_statement,
-    PRECISION_GRAPHS,
     code_index_name,
     month_index_name,
     precision_graph_name,
     served_precision,
     space_frequent_slices,
-    space_precisions,
     space_indexes_like,
+    space_precisions,
     vector_index_statements,
     vector_indexes,
     vector_indexes_key,

@@ -20,7 +20,6 @@ from search.planner import limits
 from search.planner.filters import category_literal
 from search.planner.months import month_predicate
 
-
 # The HNSW graph of each index precision on the vector table, by its name's suffix.
 PRECISION_GRAPHS = {"float": "float", "halfvec": "half", "binary": "bit"}
 
