@@ -80,8 +80,8 @@ class OnnxEncoder:
         self.path = model_dir / file
         # The session is made on first encode: a process that only needs the encoder's name and
         # version (the ingest command finding its spaces) never pays for loading the model.
-        self._session_options = {"threads": 1 if parallel == "texts" else self.threads,
-                                 "spinning": spinning, "optimization": optimization}
+        self._session_threads = 1 if parallel == "texts" else self.threads
+        self._spinning, self._optimization = spinning, optimization
         self._session: Any = None
         self._feeds: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None  # ThreadPoolExecutor for parallel="texts", made on first use...
@@ -104,7 +104,8 @@ class OnnxEncoder:
     def _open(self) -> None:
         """The ONNX Runtime session (called under the lock, before the first run)."""
         if self._session is None:
-            self._session = ort_session(self.path, **self._session_options)
+            self._session = ort_session(self.path, threads=self._session_threads,
+                                        spinning=self._spinning, optimization=self._optimization)
             self._feeds = {i.name for i in self._session.get_inputs()}
 
     def _run(self, rows: list[list[int]]) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Vectors out: encoding papers into their spaces and writing each vector with its halfvec,
-bit and ternary copies in one transaction; queueing that work in chunks."""
+bit and ternary copies, every space of a chunk in one statement; queueing that work in
+chunks."""
 
 from __future__ import annotations
 
@@ -10,19 +11,12 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
-from pgvector import Bit, HalfVector, Vector
+from pgvector import Vector
 
 from search import codes
 from search.embedders import get_encoder, paper_text
 from search.models import EmbeddingSpace, Paper, PaperEmbedding
 from search.services.spaces import configured_spaces, space_for_model
-
-
-def quantized_copies(vector: np.ndarray) -> tuple[str, str, str]:
-    """Full vector, its half-precision copy and its 1-bit-per-dimension sign copy, as the text
-    literals of pgvector's types (psycopg needs no adapter registration for these)."""
-    return (Vector(vector).to_text(), HalfVector(vector.astype(np.float16)).to_text(),
-            Bit(vector > 0).to_text())
 
 
 def papers_embed(
