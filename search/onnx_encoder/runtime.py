@@ -78,9 +78,12 @@ class OnnxEncoder:
         self.max_batch_tokens = max_batch_tokens
         self.sort_by_length = sort_by_length
         self.path = model_dir / file
-        self._session = ort_session(
-            self.path, threads=1 if parallel == "texts" else self.threads, spinning=spinning,
-            optimization=optimization)
+        # The session is made on first encode: a process that only needs the encoder's name and
+        # version (the ingest command finding its spaces) never pays for loading the model.
+        self._session_threads = 1 if parallel == "texts" else self.threads
+        self._spinning, self._optimization = spinning, optimization
+        self._session: Any = None
+        self._feeds: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None  # ThreadPoolExecutor for parallel="texts", made on first use...
         self._pool_pid = 0  # ...in this process (a forked child must not reuse the parent's)
 
@@ -96,8 +99,14 @@ class OnnxEncoder:
             pad_token = value["content"] if isinstance(value, dict) else value
         pad_id = self._tokenizer.token_to_id(pad_token)
         self._pad_id = 0 if pad_id is None else pad_id
-        self._feeds = {i.name for i in self._session.get_inputs()}
         self._lock = threading.Lock()
+
+    def _open(self) -> None:
+        """The ONNX Runtime session (called under the lock, before the first run)."""
+        if self._session is None:
+            self._session = ort_session(self.path, threads=self._session_threads,
+                                        spinning=self._spinning, optimization=self._optimization)
+            self._feeds = {i.name for i in self._session.get_inputs()}
 
     def _run(self, rows: list[list[int]]) -> np.ndarray:
         """One ONNX run over token rows: mean pooling over the mask, then L2 normalisation."""
@@ -149,6 +158,7 @@ class OnnxEncoder:
         if not texts:
             return out
         with self._lock:
+            self._open()
             rows = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
             batches = self.batches([len(row) for row in rows],
                                    max(1, self.batch_size or batch_size))

@@ -55,13 +55,17 @@ from search.planner.filters import (  # noqa: F401 - re-exported
     where_sql,
 )
 from search.planner.indexes import (  # noqa: F401 - re-exported
+    PRECISION_GRAPHS,
     category_index_name,
     code_graph_statement,
     code_index_name,
     forget_vector_indexes,
     month_index_name,
+    precision_graph_name,
+    served_precision,
     space_frequent_slices,
     space_indexes_like,
+    space_precisions,
     vector_index_statements,
     vector_indexes,
     vector_indexes_key,

@@ -24,7 +24,12 @@ from search.planner.filters import (
     filter_sql,
     where_sql,
 )
-from search.planner.indexes import category_index_name, month_index_name, vector_indexes
+from search.planner.indexes import (
+    category_index_name,
+    month_index_name,
+    served_precision,
+    vector_indexes,
+)
 from search.planner.months import MonthSlices, next_month, range_sql
 from search.planner.scans import (
     INDEX_MODES,
@@ -171,6 +176,9 @@ def vector_ranking(
     if precision == "ternary" and not space.code_version:
         precision = plan["precision"] = "halfvec"
         plan["note"] = "the ternary code of this space is not built yet: used halfvec"
+    if (served := served_precision(space, precision)) != precision:
+        plan["note"] = f"this space has no {precision} graph: used {served}"
+        precision = plan["precision"] = served
     started = time.perf_counter()
     rows: list[tuple[int, float]] | None  # None only until a scan below has run
     if precision == "exact":

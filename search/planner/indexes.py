@@ -20,21 +20,50 @@ from search.planner import limits
 from search.planner.filters import category_literal
 from search.planner.months import month_predicate
 
+# The HNSW graph of each index precision on the vector table, by its name's suffix.
+PRECISION_GRAPHS = {"float": "float", "halfvec": "half", "binary": "bit"}
+
+
+def space_precisions(space: EmbeddingSpace) -> tuple[str, ...]:
+    """The index precisions a space gets a graph for. The generic space: all of them (search
+    offers every precision mode). An aspect space: settings.ASPECT_INDEX_PRECISIONS (default
+    halfvec alone), because "similar", "recommend" and the feed walk it in the default
+    precision only; each graph costs every new paper an insert (float 2.0, halfvec 1.5, bit
+    1.0 Postgres CPU-ms per row at 4.3k papers, `bench pipeline`, docs/benchmarks.md)."""
+    if space.aspect == "generic":
+        return tuple(PRECISION_GRAPHS)
+    return tuple(p for p in PRECISION_GRAPHS if p in settings.ASPECT_INDEX_PRECISIONS)
+
+
+def precision_graph_name(space: EmbeddingSpace, precision: str) -> str:
+    return f"emb_s{int(space.pk)}_{PRECISION_GRAPHS[precision]}_hnsw"
+
 
 def vector_index_statements(space: EmbeddingSpace) -> list[str]:
-    """Partial HNSW indexes for one space: cosine on the float and halfvec copies, Hamming on
-    the bit copy. Partial (WHERE space_id = n) with a fixed-dimension cast, because the table
-    holds spaces of different dimensions."""
+    """Partial HNSW indexes for one space (those of space_precisions): cosine on the float and
+    halfvec copies, Hamming on the bit copy. Partial (WHERE space_id = n) with a
+    fixed-dimension cast, because the table holds spaces of different dimensions."""
     dim, sid = int(space.dimension), int(space.pk)
-    return [
-        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_float_hnsw ON search_paperembedding "
-        f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE space_id = {sid}",
-        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_half_hnsw ON search_paperembedding "
-        f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) "
-        f"WITH (m = {int(settings.HNSW_HALFVEC_M)}) WHERE space_id = {sid}",
-        f"CREATE INDEX IF NOT EXISTS emb_s{sid}_bit_hnsw ON search_paperembedding "
-        f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
-    ]
+    statements = {
+        "float": f"CREATE INDEX IF NOT EXISTS emb_s{sid}_float_hnsw ON search_paperembedding "
+                 f"USING hnsw ((embedding::vector({dim})) vector_cosine_ops) WHERE space_id = {sid}",
+        "halfvec": f"CREATE INDEX IF NOT EXISTS emb_s{sid}_half_hnsw ON search_paperembedding "
+                   f"USING hnsw ((embedding_half::halfvec({dim})) halfvec_cosine_ops) "
+                   f"WITH (m = {int(settings.HNSW_HALFVEC_M)}) WHERE space_id = {sid}",
+        "binary": f"CREATE INDEX IF NOT EXISTS emb_s{sid}_bit_hnsw ON search_paperembedding "
+                  f"USING hnsw ((embedding_bit::bit({dim})) bit_hamming_ops) WHERE space_id = {sid}",
+    }
+    return [statements[p] for p in space_precisions(space)]
+
+
+def served_precision(space: EmbeddingSpace, precision: str) -> str:
+    """`precision`, or the one that serves it when the space has no graph for it (an aspect
+    space indexes halfvec alone): halfvec, float, binary, whichever exists first, else exact."""
+    present = vector_indexes()
+    if precision not in PRECISION_GRAPHS or precision_graph_name(space, precision) in present:
+        return precision
+    return next((p for p in ("halfvec", "float", "binary")
+                 if precision_graph_name(space, p) in present), "exact")
 
 
 def code_index_name(space: EmbeddingSpace) -> str:

@@ -35,7 +35,6 @@ from search.services.concepts import (  # noqa: F401 - re-exported
 )
 from search.services.embedding import (  # noqa: F401 - re-exported
     papers_embed,
-    quantized_copies,
     queue_embedding,
 )
 from search.services.indexes import (  # noqa: F401 - re-exported

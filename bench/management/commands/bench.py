@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand
 # name -> module (in the order of docs/benchmarks.md)
 BENCHMARKS = {
     "embed": "bench.embed",
+    "pipeline": "bench.pipeline",
     "search": "bench.search_latency",
     "modes": "bench.modes",
     "similar": "bench.similar",

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from search import services
@@ -23,7 +24,7 @@ class Command(BaseCommand):
             from tqdm import tqdm
 
             ids = sorted(set().union(*map(set, missing.values())))
-            chunk = 64
+            chunk = settings.EMBEDDING_TASK_CHUNK
             with tqdm(total=len(ids), unit="paper", desc="embedding") as bar:
                 for start in range(0, len(ids), chunk):
                     services.papers_embed(paper_ids=ids[start:start + chunk], spaces=spaces)

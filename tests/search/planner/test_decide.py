@@ -98,3 +98,34 @@ def test_an_invalid_precision_is_a_400(client, db):
     response = client.get("/api/v1/search", {"q": "x", "precision": "int3"})
 
     assert response.status_code == 400 and "precision" in response.json()["errors"]
+
+
+@pytest.mark.parametrize("precision", ["float", "binary"])
+def test_an_aspect_space_serves_a_precision_it_has_no_graph_for_with_halfvec(corpus, precision):
+    from search import services
+
+    space = services.space_for_model(aspect="task")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)), space=space)
+    query = get_encoder().encode(["language models for low resource translation"])[0]
+
+    ranked, plan = vector_ranking(space=space, vector=query, k=10, filters=SearchFilters(),
+                                  precision=precision)
+
+    assert plan["precision"] == "halfvec" and plan["plan"] == "hnsw"
+    assert plan["note"] == f"this space has no {precision} graph: used halfvec"
+    assert [pid for pid, _ in ranked] == oracle(space, query, SearchFilters(), k=10)
+
+
+def test_a_space_without_any_graph_of_its_precisions_is_ranked_exactly(corpus, settings):
+    from search import services
+
+    settings.ASPECT_INDEX_PRECISIONS = []
+    space = services.space_for_model(aspect="dataset")
+    services.papers_embed(paper_ids=list(Paper.objects.values_list("pk", flat=True)), space=space)
+    query = get_encoder().encode(["graph neural networks"])[0]
+
+    ranked, plan = vector_ranking(space=space, vector=query, k=10, filters=SearchFilters(),
+                                  precision="halfvec")
+
+    assert plan["precision"] == "exact" and plan["plan"] == "exact"
+    assert [pid for pid, _ in ranked] == oracle(space, query, SearchFilters(), k=10)

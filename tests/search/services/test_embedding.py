@@ -75,3 +75,53 @@ def test_deleted_papers_are_ignored():
     paper.delete()
 
     assert services.papers_embed(paper_ids=[pk]) == 0
+
+
+def test_the_copies_are_the_exact_casts_of_the_stored_vector_in_every_space():
+    papers = PaperFactory.create_batch(3)
+    spaces = services.configured_spaces()
+
+    assert services.papers_embed(paper_ids=[p.pk for p in papers], spaces=spaces) == 3 * len(spaces)
+
+    for row in PaperEmbedding.objects.filter(paper__in=papers):
+        vector = np.asarray(row.embedding, dtype=np.float32)
+        assert np.array_equal(np.asarray(row.embedding_half, dtype=np.float16),
+                              vector.astype(np.float16))
+        bits = row.embedding_bit.to_text() if hasattr(row.embedding_bit, "to_text") \
+            else str(row.embedding_bit)
+        assert bits == "".join("1" if v > 0 else "0" for v in vector)
+
+
+def queued(queue: str) -> list[tuple[str, list]]:
+    """(task name, args) of the messages waiting in a broker queue (the real Redis list)."""
+    import base64
+    import json
+
+    from project.celery import app
+
+    with app.connection_for_write() as conn:
+        raw = conn.default_channel.client.lrange(queue, 0, -1)
+    messages = [json.loads(m) for m in reversed(raw)]  # LPUSH: oldest last
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages]
+
+
+def test_one_task_per_chunk_carries_every_space_then_the_follow_up_tasks(settings):
+    from django.conf import settings as conf
+
+    from project.celery import app
+
+    settings.EMBEDDING_TASK_CHUNK = 2
+    settings.EMBEDDING_FOLLOW_UP_TASKS = ["search.tasks.refresh_concepts"]
+    spaces = services.configured_spaces()
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete(*conf.CELERY_TASK_QUEUES)
+
+    assert services.queue_embedding(paper_ids=[11, 12, 13], spaces=spaces) == 4
+
+    space_ids = [s.pk for s in spaces]
+    assert queued("embed") == [("search.tasks.embed_papers", [[11, 12], space_ids]),
+                               ("search.tasks.embed_papers", [[13], space_ids])]
+    assert queued("maintenance") == [("search.tasks.refresh_concepts", [[11, 12]]),
+                                     ("search.tasks.refresh_concepts", [[13]])]
+    with app.connection_for_write() as conn:  # no worker of a later test runs these
+        conn.default_channel.client.delete(*conf.CELERY_TASK_QUEUES)

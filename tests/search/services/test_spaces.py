@@ -26,6 +26,23 @@ def test_the_first_space_of_an_aspect_is_active_and_gets_hnsw_indexes():
     assert options == ["m=12"]  # the measured graph degree for halfvec (HNSW_HALFVEC_M)
 
 
+def test_an_aspect_space_gets_only_the_graphs_of_its_configured_precisions(settings):
+    from django.db import connection
+
+    def graphs(space):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE %s",
+                           [f"emb_s{space.pk}_%"])
+            return sorted(r[0] for r in cursor.fetchall())
+
+    task = services.space_for_model(aspect="task")
+    settings.ASPECT_INDEX_PRECISIONS = ["halfvec", "binary"]
+    dataset = services.space_for_model(aspect="dataset")
+
+    assert graphs(task) == [f"emb_s{task.pk}_half_hnsw"]
+    assert graphs(dataset) == [f"emb_s{dataset.pk}_bit_hnsw", f"emb_s{dataset.pk}_half_hnsw"]
+
+
 def test_a_new_model_space_is_switched_on_only_when_complete(settings):
     papers = PaperFactory.create_batch(3)
     old = services.space_for_model()
