@@ -225,6 +225,11 @@ CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
                                   default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
+SENTENCE_ROLES = Path(env.str("SENTENCE_ROLES", default=str(BASE_DIR / "data" / "models" / "sentence-roles.npz")))
+# Facet similarity: FDE graph candidates reranked by exact MaxSim (`manage.py bench fde`).
+FACET_RERANK_CANDIDATES = env.int("FACET_RERANK_CANDIDATES", default=200)
+# Abstract sentences encoded per paper (longer abstracts keep their first ones).
+SENTENCES_PER_PAPER = env.int("SENTENCES_PER_PAPER", default=48)
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
