@@ -265,6 +265,7 @@ CELERY_TASK_DEFAULT_QUEUE = "maintenance"  # fits, sweeps, code / index builds, 
 CELERY_TASK_ROUTES = {
     "search.tasks.ingest_job_run": {"queue": "ingest"},
     "search.tasks.embed_papers": {"queue": "embed"},
+    "search.sentence_tasks.embed_sentences": {"queue": "embed"},
 }
 # Queued by search after an ingestion changed the corpus (by name: search imports none of
 # them); the periodic entries below are the safety net.
@@ -274,6 +275,10 @@ CORPUS_CHANGED_TASKS = env.list("CORPUS_CHANGED_TASKS", default=[
 CELERY_BEAT_SCHEDULE = {
     # The safety net: anything without a current embedding (a killed worker, a lost message,
     # a restarted database) is queued again.
+    "sentences-missing": {  # the same net for abstract sentences (search.sentence_tasks)
+        "task": "search.sentence_tasks.sentences_missing",
+        "schedule": timedelta(seconds=env.int("EMBED_MISSING_INTERVAL", default=60)),
+    },
     "embed-missing": {
         "task": "search.tasks.embed_missing",
         "schedule": timedelta(seconds=env.int("EMBED_MISSING_INTERVAL", default=60)),

@@ -188,6 +188,7 @@ class PaperSentences(models.Model):
                               related_name="sentence_sets")
     content_hash = models.CharField(max_length=64)
     role_version = models.CharField(max_length=40)
+    fde_version = models.CharField(max_length=60)  # the FDEs written with these sentences
     texts = ArrayField(models.TextField(), default=list, blank=True)
     roles = ArrayField(models.CharField(max_length=12), default=list, blank=True)
     vectors = models.BinaryField(default=bytes)

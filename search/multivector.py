@@ -25,7 +25,7 @@ process; `FdeParams.version` names them, and stored FDEs carry it.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -108,6 +108,11 @@ class FdeParams:
 
 # The shipped parameters (chosen by `manage.py bench fde`, docs/benchmarks.md).
 FDE_PARAMS = FdeParams()
+
+
+def fde_params(dimension: int) -> FdeParams:
+    """The shipped parameters for an encoder of `dimension` (the version names it)."""
+    return replace(FDE_PARAMS, dim_in=int(dimension))
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from pgvector import HalfVector
 
 from search.models import EmbeddingSpace
-from search.multivector import FDE_PARAMS, fde_query, maxsim_many
+from search.multivector import fde_params, fde_query, maxsim_many
 from search.params import SearchFilters
 from search.planner.filters import where_sql
 from search.planner.scans import hnsw_session
@@ -85,8 +85,9 @@ def paper_sentences(ids: Sequence[int], space: EmbeddingSpace | None = None
 
 def facet_index_predicate(space_id: int, facet: str, version: str, alias: str = "f") -> str:
     """The partial FDE index's predicate, written identically in the index and the query."""
-    return (f"{alias}.space_id = {int(space_id)} AND {alias}.facet = '{facet}' "
-            f"AND {alias}.fde_version = '{version}'")
+    a = f"{alias}." if alias else ""
+    return (f"{a}space_id = {int(space_id)} AND {a}facet = '{facet}' "
+            f"AND {a}fde_version = '{version}'")
 
 
 def facet_candidates(facet: str, query: PaperSentenceSet, k: int,
@@ -114,7 +115,7 @@ def facet_candidates(facet: str, query: PaperSentenceSet, k: int,
 
 def _fde_walk(space: EmbeddingSpace, facet: str, q: np.ndarray, n: int,
               filters: SearchFilters, exclude: list[int]) -> list[int]:
-    params = FDE_PARAMS
+    params = fde_params(space.dimension)
     dim = params.dimension
     where, where_params = where_sql(filters, exclude)
     join = "JOIN search_paper p ON p.id = f.paper_id" if where != "TRUE" else ""
