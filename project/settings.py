@@ -236,6 +236,11 @@ CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
                                   default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))
 # Learned per-aspect adapters (manage.py train_aspect_adapters); shipped for the default model.
 ASPECT_ADAPTERS = Path(env.str("ASPECT_ADAPTERS", default=str(BASE_DIR / "data" / "models" / "aspect-adapters.npz")))
+SENTENCE_ROLES = Path(env.str("SENTENCE_ROLES", default=str(BASE_DIR / "data" / "models" / "sentence-roles.npz")))
+# Facet similarity: FDE graph candidates reranked by exact MaxSim (`manage.py bench fde`).
+FACET_RERANK_CANDIDATES = env.int("FACET_RERANK_CANDIDATES", default=200)
+# Abstract sentences encoded per paper (longer abstracts keep their first ones).
+SENTENCES_PER_PAPER = env.int("SENTENCES_PER_PAPER", default=48)
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.
@@ -271,6 +276,7 @@ CELERY_TASK_DEFAULT_QUEUE = "maintenance"  # fits, sweeps, code / index builds, 
 CELERY_TASK_ROUTES = {
     "search.tasks.ingest_job_run": {"queue": "ingest"},
     "search.tasks.embed_papers": {"queue": "embed"},
+    "search.sentence_tasks.embed_sentences": {"queue": "embed"},
 }
 # Queued by search after an ingestion changed the corpus (by name: search imports none of
 # them); the periodic entries below are the safety net.
@@ -280,6 +286,10 @@ CORPUS_CHANGED_TASKS = env.list("CORPUS_CHANGED_TASKS", default=[
 CELERY_BEAT_SCHEDULE = {
     # The safety net: anything without a current embedding (a killed worker, a lost message,
     # a restarted database) is queued again.
+    "sentences-missing": {  # the same net for abstract sentences (search.sentence_tasks)
+        "task": "search.sentence_tasks.sentences_missing",
+        "schedule": timedelta(seconds=env.int("EMBED_MISSING_INTERVAL", default=60)),
+    },
     "embed-missing": {
         "task": "search.tasks.embed_missing",
         "schedule": timedelta(seconds=env.int("EMBED_MISSING_INTERVAL", default=60)),

@@ -12,3 +12,4 @@ class SearchConfig(AppConfig):
         from search.operations import metrics
 
         metrics.register()
+        from search import sentence_tasks  # noqa: F401 - registers the sentence tasks

@@ -174,6 +174,53 @@ class PaperEmbedding(models.Model):
         ]
 
 
+class PaperSentences(models.Model):
+    """A paper's abstract sentences with their rhetorical roles and sentence vectors, in one
+    encoder space (the generic space of the configured model): one compact row per paper.
+
+    Current when `content_hash` is the paper's and `role_version` the loaded classifier's
+    (search.services.sentences). `vectors` holds n x dim int8 (each row scaled by its own
+    max |x| / 127; `scales` the n float32 factors): ~390 bytes a sentence instead of 1,536.
+    """
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="sentence_sets")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE,
+                              related_name="sentence_sets")
+    content_hash = models.CharField(max_length=64)
+    role_version = models.CharField(max_length=40)
+    fde_version = models.CharField(max_length=60)  # the FDEs written with these sentences
+    texts = ArrayField(models.TextField(), default=list, blank=True)
+    roles = ArrayField(models.CharField(max_length=12), default=list, blank=True)
+    vectors = models.BinaryField(default=bytes)
+    scales = models.BinaryField(default=bytes)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "paper"], name="one_sentence_set_per_space"),
+        ]
+
+
+class PaperFacetVector(models.Model):
+    """One MUVERA fixed-dimensional encoding per paper, facet and space (search.multivector):
+    the candidate generator of facet similarity. No fixed dimension, like the embeddings;
+    each (space, facet, FDE version) gets a partial HNSW index on `fde::halfvec(dim)`
+    (search.services.sentences.facet_index_statements). Written in the same transaction as
+    the paper's sentences, so an FDE never outlives the sentences it encodes."""
+
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="facet_vectors")
+    space = models.ForeignKey(EmbeddingSpace, on_delete=models.CASCADE, db_index=False)
+    facet = models.CharField(max_length=20)
+    fde_version = models.CharField(max_length=60)
+    fde = HalfVectorField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["space", "facet", "paper"],
+                                    name="one_facet_vector_per_space"),
+        ]
+
+
 class PaperCode(models.Model):
     """The ternary code (search.codes) of one stored vector.
 

@@ -20,6 +20,7 @@ from search.ingest import PaperRecord, count_rows, identity_keys, read_rows
 from search.models import Job, Paper
 from search.services.embedding import queue_embedding
 from search.services.jobs import JobProgress, job_queue, job_run
+from search.services.sentences import queue_sentences
 
 log = logging.getLogger(__name__)
 MAX_JOB_ERRORS = 500
@@ -101,6 +102,7 @@ def papers_upsert(*, records: Sequence[PaperRecord]) -> UpsertResult:
         if result.to_embed:
             ids = list(result.to_embed)
             transaction.on_commit(lambda: queue_embedding(paper_ids=ids))
+            transaction.on_commit(lambda: queue_sentences(paper_ids=ids))  # the second wave
     return result
 
 def _paper_from_record(record: PaperRecord) -> Paper:

@@ -27,6 +27,8 @@ BENCHMARKS = {
     "aspects-adapters": "bench.aspects_adapters",
     "aspects": "bench.aspects",
     "aspects-recommend": "bench.aspects_recommend",
+    "roles": "bench.roles",
+    "fde": "bench.fde",
     "digest": "bench.digest",
     "encoders": "bench.encoders_cpu",
     "onnx-aspects": "bench.onnx_aspects",
