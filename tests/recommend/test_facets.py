@@ -74,8 +74,16 @@ def test_the_paper_page_offers_the_facet_tabs(client, corpus):
     assert 'aria-current="true"' in html.split("same problem")[0].rsplit("<a", 1)[1]
 
 
-@pytest.mark.skipif(facets.sentence_api() is None, reason="the sentence store (branch roles) is not merged")
-def test_similar_by_facet_answers_with_the_matched_sentences_of_both_papers(corpus, settings):
+@pytest.fixture
+def sentences(corpus):
+    """The corpus' sentences, roles and facet encodings, as the sentence workers store them."""
+    from search.services.sentences import papers_embed_sentences
+
+    papers_embed_sentences(paper_ids=list(Paper.objects.values_list("pk", flat=True)))
+    return corpus
+
+
+def test_similar_by_facet_answers_with_the_matched_sentences_of_both_papers(sentences, settings):
     settings.FACET_WEIGHTS = {f: {"maxsim": 1.0, "aspect": 0.0} for f in facets.FACETS}
     paper = Paper.objects.filter(tasks__contains=["Image_Super-Resolution"]).first()
 
