@@ -147,6 +147,7 @@ def _segment_maxsim(q: np.ndarray, flat: np.ndarray, starts: np.ndarray) -> np.n
 
 def _recall(out, n_queries: int, candidate_counts: list[int], seed: int) -> dict:
     space = sentence_space()
+    assert space is not None
     ids = list(Paper.objects.order_by("pk").values_list("pk", flat=True))
     sets = paper_sentences(ids, space)
     docs = [i for i in ids if i in sets and len(sets[i].texts)]
@@ -168,7 +169,7 @@ def _recall(out, n_queries: int, candidate_counts: list[int], seed: int) -> dict
         for name, params in SIZES.items():
             fdes = np.stack([fde_document(v, params) for v in per_doc]).astype(np.float16)
             fdes = fdes.astype(np.float32)
-            hits = {c: [] for c in [10, *candidate_counts]}
+            hits: dict[int, list[float]] = {c: [] for c in [10, *candidate_counts]}
             for qid in query_ids:
                 top, s = truth[qid]
                 ip = fdes @ fde_query(sets[qid].facet_vectors(facet), params).astype(np.float16)
@@ -209,6 +210,7 @@ def _recall(out, n_queries: int, candidate_counts: list[int], seed: int) -> dict
 
 def _storage(out) -> dict:
     space = sentence_space()
+    assert space is not None  # the fill above wrote into it
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*), avg(pg_column_size(s.*)), avg(array_length(s.texts, 1)), "
                        "max(array_length(s.texts, 1)) FROM search_papersentences s "

@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from django.conf import settings
@@ -31,7 +31,8 @@ FACETS = {"background": ("background", "objective"), "method": ("method",), "res
 
 
 class RoleClassifier(Protocol):
-    version: str
+    @property
+    def version(self) -> str: ...
 
     def classify(self, sentences: list[str], vectors: np.ndarray) -> list[str]:
         """One label of ROLE_LABELS per sentence (vectors: one L2-normalised row each)."""
@@ -153,9 +154,9 @@ def save(path: Path, *, model: str, weights: np.ndarray, bias: np.ndarray, mean:
     """Write an artifact (np.savez_compressed, float32 arrays and a JSON header: no pickle).
     Its version hashes the weights, so equal weights = equal version."""
     digest = hashlib.sha256(model.encode())
-    arrays = {"weights": weights, "bias": bias, "mean": mean, "scale": scale,
-              "log_start": log_start, "log_trans": log_trans}
-    arrays = {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()}
+    given = {"weights": weights, "bias": bias, "mean": mean, "scale": scale,
+             "log_start": log_start, "log_trans": log_trans}
+    arrays: dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in given.items()}
     for key in sorted(arrays):
         digest.update(arrays[key].astype(np.float16).tobytes())
     digest.update(f"{transition_weight}:{context}".encode())
@@ -163,7 +164,8 @@ def save(path: Path, *, model: str, weights: np.ndarray, bias: np.ndarray, mean:
     meta = {"version": version, "model": model, "labels": list(ROLE_LABELS),
             "transition_weight": transition_weight, "context": context, "info": info}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, meta=json.dumps(meta), **arrays)
+    arrays["meta"] = np.asarray(json.dumps(meta))
+    np.savez_compressed(path, **arrays)
     return version
 
 
