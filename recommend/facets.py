@@ -10,28 +10,26 @@ adds is settings.FACET_WEIGHTS, chosen on the validation split of our faceted de
 (`manage.py bench aspects-facets`, docs/faceted-dev-set.md): a signal not confidently better
 than the generic order there gets 0, so a facet can only tie or beat "similar".
 
-The sentence store and MaxSim are helper `roles`' (the contract: /work/helpers/
-FACETS-CONTRACT.md); until they are installed, `sentence_api()` is None and every facet is its
-generic floor (the explanations say so).
+The sentence store, MaxSim and the FDE retrieval are search/'s (search.sentence_selectors,
+search.multivector); a paper whose sentences are not stored yet is neutral (z = 0) in MaxSim
+and has no matched sentences, so it still gets its generic-floored answer.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 from django.conf import settings
 
 from recommend import rerank
+from search.multivector import best_pairs, maxsim_many
+from search.roles import FACETS as ROLE_FACETS
+from search.sentence_selectors import PaperSentenceSet, facet_candidates, paper_sentences
 
-FACETS = ("background", "method", "result")
+FACETS = tuple(ROLE_FACETS)  # background, method, result (search.roles: their roles)
 # the aspect space whose vector a facet may borrow (when validation says it helps)
 FACET_ASPECT = {"background": "task", "method": "method", "result": "dataset"}
-# the rhetorical roles of each facet, as search.roles.FACETS names them (shown to the reader)
-FACET_ROLES = {"background": ("background", "objective"), "method": ("method",), "result": ("result",)}
 NEGATIVE_WEIGHT = 0.7  # as recommend.selectors': a negative's pull on MaxSim
 PAIRS_SHOWN = 2  # matched sentence pairs per result in the explanation
 
@@ -46,32 +44,11 @@ def weights(facet: str) -> dict[str, float]:
     return {"maxsim": 0.0, "aspect": 0.0, **settings.FACET_WEIGHTS.get(facet, {})}
 
 
-def sentence_api() -> SimpleNamespace | None:
-    """The contract's functions (maxsim_many, best_pairs, paper_sentences, facet_candidates),
-    or None while search/ does not have them. Imported by name so that this module works on
-    either side of the merge with branch `roles`."""
-    try:
-        multivector = importlib.import_module("search.multivector")
-    except ImportError:
-        return None
-    try:
-        store = importlib.import_module("search.sentence_selectors")
-    except ImportError:
-        store = importlib.import_module("search.selectors")
-    needed = {"maxsim_many": multivector, "best_pairs": multivector, "paper_sentences": store}
-    if not all(hasattr(module, name) for name, module in needed.items()):
-        return None
-    return SimpleNamespace(maxsim_many=multivector.maxsim_many, best_pairs=multivector.best_pairs,
-                           paper_sentences=store.paper_sentences,
-                           facet_candidates=getattr(store, "facet_candidates", None))
+def _facet_matrix(sentence_set: PaperSentenceSet, facet: str) -> np.ndarray:
+    return np.asarray(sentence_set.facet_vectors(facet), dtype=np.float32)
 
 
-def _facet_matrix(sentence_set: Any, facet: str) -> np.ndarray:
-    rows = sentence_set.facet_rows(facet)
-    return np.asarray(sentence_set.vectors[rows], dtype=np.float32)
-
-
-def _merged_query(sets: dict[int, Any], ids: Sequence[int], facet: str) -> np.ndarray | None:
+def _merged_query(sets: dict[int, PaperSentenceSet], ids: Sequence[int], facet: str) -> np.ndarray | None:
     """The facet sentences of several example papers as one query (MaxSim's mean over query
     rows then weighs every example by its number of facet sentences)."""
     parts = [_facet_matrix(sets[pid], facet) for pid in ids if pid in sets]
@@ -84,11 +61,10 @@ def maxsim_scores(facet: str, positive: Sequence[int], negative: Sequence[int],
     """(len(pool),) MaxSim of the positives' facet sentences with each candidate's facet
     sentences - NEGATIVE_WEIGHT * the largest with a negative's; candidates without stored
     sentences get the pool's mean (no evidence either way: 0 after the z-score). None when
-    no positive has sentences or the sentence store is not there."""
-    api = sentence_api()
-    if api is None or not pool:
+    no positive has sentences."""
+    if not pool:
         return None
-    sets = api.paper_sentences([*positive, *negative, *pool])
+    sets = paper_sentences([*positive, *negative, *pool])
     query = _merged_query(sets, positive, facet)
     if query is None:
         return None
@@ -96,10 +72,10 @@ def maxsim_scores(facet: str, positive: Sequence[int], negative: Sequence[int],
     if not present:
         return None
     docs = [_facet_matrix(sets[pid], facet) for pid in present]
-    scores = np.asarray(api.maxsim_many(query, docs), dtype=np.float64)
+    scores = np.asarray(maxsim_many(query, docs), dtype=np.float64)
     negatives = [n for n in (_merged_query(sets, [pid], facet) for pid in negative) if n is not None]
     if negatives:
-        against = np.max([np.asarray(api.maxsim_many(n, docs), dtype=np.float64) for n in negatives], axis=0)
+        against = np.max([np.asarray(maxsim_many(n, docs), dtype=np.float64) for n in negatives], axis=0)
         scores = scores - NEGATIVE_WEIGHT * against
     by_id = dict(zip(present, scores, strict=True))
     fill = float(np.mean(scores))
@@ -123,16 +99,12 @@ def facet_signal(w: dict[str, float], share: float, maxsim: np.ndarray | None,
 def matched_sentences(facet: str, anchor_id: int, result_ids: Sequence[int]) -> dict[int, dict]:
     """Per result: the best matching pairs of the anchor's facet sentences with the result's
     (texts, roles, cosine), and whether either side fell back to all its sentences (no
-    sentence of that facet). Empty when the sentence store is not there."""
-    api = sentence_api()
-    if api is None:
-        return {}
-    sets = api.paper_sentences([anchor_id, *result_ids])
+    sentence of that facet). Empty when the anchor's sentences are not stored yet."""
+    sets = paper_sentences([anchor_id, *result_ids])
     mine = sets.get(anchor_id)
     if mine is None:
         return {}
     q_rows = np.asarray(mine.facet_rows(facet))
-    roles = FACET_ROLES[facet]
     out = {}
     for pid in result_ids:
         theirs = sets.get(pid)
@@ -141,11 +113,10 @@ def matched_sentences(facet: str, anchor_id: int, result_ids: Sequence[int]) -> 
         d_rows = np.asarray(theirs.facet_rows(facet))
         if not len(d_rows):
             continue
-        pairs = api.best_pairs(mine.vectors[q_rows], theirs.vectors[d_rows], top=PAIRS_SHOWN)
+        pairs = best_pairs(mine.vectors[q_rows], theirs.vectors[d_rows], top=PAIRS_SHOWN)
         out[pid] = {
             "facet": facet,
-            "fallback": {"query": not any(r in roles for r in mine.roles),
-                         "result": not any(r in roles for r in theirs.roles)},
+            "fallback": {"query": mine.facet_fallback(facet), "result": theirs.facet_fallback(facet)},
             "pairs": [{"query": mine.texts[int(q_rows[qi])], "query_role": mine.roles[int(q_rows[qi])],
                        "result": theirs.texts[int(d_rows[di])], "result_role": theirs.roles[int(d_rows[di])],
                        "cosine": round(float(cos), 4)} for qi, di, cos in pairs],
@@ -155,11 +126,10 @@ def matched_sentences(facet: str, anchor_id: int, result_ids: Sequence[int]) -> 
 
 def candidates(facet: str, positive: Sequence[int], k: int, filters, exclude: Sequence[int]) -> list[int]:
     """The facet's own retrieval (FDE walk + exact MaxSim, search/) for a single example;
-    empty while search/ has none."""
-    api = sentence_api()
-    if api is None or api.facet_candidates is None or len(positive) != 1:
+    empty when it has several or its sentences are not stored yet."""
+    if len(positive) != 1:
         return []
-    sets = api.paper_sentences(list(positive))
+    sets = paper_sentences(list(positive))
     if positive[0] not in sets:
         return []
-    return list(api.facet_candidates(facet, sets[positive[0]], k, filters, exclude_ids=exclude))
+    return list(facet_candidates(facet, sets[positive[0]], k, filters, exclude_ids=exclude))

@@ -1,6 +1,6 @@
 """Facets (background / method / result, recommend.facets): offered by name, a bad name is a
 400, a facet with no confident signal is exactly the generic ranking (the floor), a paper with
-no sentences still gets an answer, and, with the sentence store, results explain themselves
+no sentences still gets an answer, and, results explain themselves
 with the matched sentences of both papers and their roles."""
 
 import pytest
