@@ -160,3 +160,11 @@ def feed_reader_split(names, seed: int = SEED) -> dict[str, str]:
     perm = np.random.default_rng(seed).permutation(len(ordered))
     half = len(ordered) // 2
     return {ordered[j]: "val" if r < half else "test" for r, j in enumerate(perm)}
+
+
+def facet_query_split(n: int, seed: int = SEED) -> dict[str, np.ndarray]:
+    """{"val" | "test": paper indices}, half each (seeded) of the faceted dev set's query
+    papers (bench.facet_devset): a paper is a query of one split for every facet, so the
+    weights `bench aspects-facets` chooses on "val" never saw a "test" query paper."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return {"val": np.sort(perm[: n // 2]), "test": np.sort(perm[n // 2:])}

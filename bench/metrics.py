@@ -122,3 +122,39 @@ def bootstrap_mean_ratio(num: Sequence[float], den: Sequence[float], n: int = 20
     idx = np.random.default_rng(seed).integers(0, len(a), size=(n, len(a)))
     ratio = a[idx].mean(1) / np.maximum(b[idx].mean(1), 1e-12)
     return [float(np.percentile(ratio, 2.5)), float(np.percentile(ratio, 97.5))]
+
+
+def graded_metrics(scores: np.ndarray, grades: Sequence[dict[int, int]], exclude: Sequence[Iterable[int]],
+                   k: int = 10, k_graded: int = 20) -> list[dict]:
+    """Per query with a relevant candidate: P@k, AP@k and nDCG@k on binary relevance (grade
+    >= 1, as per_query_metrics) and "ndcg20": nDCG@k_graded with the grades as linear gains
+    (log2(rank + 1) discounts; the ideal order over every graded candidate). `grades[i]` maps
+    candidate column -> grade > 0; unlisted candidates are 0."""
+    binary = per_query_metrics(scores, [set(g) for g in grades], k=k, exclude=exclude)
+    scores = np.asarray(scores, dtype=np.float64)
+    disc = 1.0 / np.log2(np.arange(2, k_graded + 2))
+    for row in binary:
+        i = row["query"]
+        s = scores[i].copy()
+        s[[int(j) for j in exclude[i]]] = -np.inf
+        top = [j for j in _top_k(s, k_graded) if s[j] > -np.inf]
+        gains = np.array([grades[i].get(int(j), 0) for j in top], dtype=np.float64)
+        ideal = np.sort(np.array([g for j, g in grades[i].items() if j not in set(exclude[i])],
+                                 dtype=np.float64))[::-1][:k_graded]
+        idcg = float((ideal * disc[:len(ideal)]).sum())
+        row["ndcg20"] = float((gains * disc[:len(gains)]).sum()) / idcg if idcg > 0 else 0.0
+    return binary
+
+
+def summarize_graded(per_query: list[dict]) -> dict:
+    out = summarize(per_query)
+    out["ndcg_20"] = float(np.mean([q["ndcg20"] for q in per_query])) if per_query else float("nan")
+    return out
+
+
+def bootstrap_paired(per_query: dict[str, list[dict]], row: str, base: str, key: str = "ndcg20",
+                     n: int = 2000, seed: int = 13) -> list[float]:
+    """95% interval of mean(key of row) / mean(key of base) over the same queries resampled
+    together (paired) n times."""
+    return bootstrap_mean_ratio([q[key] for q in per_query[row]], [q[key] for q in per_query[base]],
+                                n=n, seed=seed)

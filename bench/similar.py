@@ -42,7 +42,7 @@ def run(command, **options):
 
 def measure(out, *, papers, passes, seed, **_):
     from recommend import lexical
-    from recommend.selectors import paper_similar_explained
+    from recommend.ordering import similar
     from search.selectors import aspect_names, concept_weights
 
     if lexical.current() is None:
@@ -73,8 +73,7 @@ def measure(out, *, papers, passes, seed, **_):
                     for name, weights in variants.items():
                         settings.RERANK_WEIGHTS = weights
                         started = time.perf_counter()
-                        paper_similar_explained(paper=paper, aspect=aspect, k=10,
-                                                filters=SearchFilters())
+                        similar(paper=paper, aspect=aspect, k=10, filters=SearchFilters())
                         latencies[name].append((time.perf_counter() - started) * 1000)
                         if weights is shipped:
                             per_aspect[aspect].append(latencies[name][-1])

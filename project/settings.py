@@ -247,6 +247,17 @@ RERANK_WEIGHTS = {
     "method": {"words": 1.0, "concepts": 0.0, "kinds": ()},
     "dataset": {"words": 0.0, "concepts": 2.0, "kinds": ("dataset",), "nearest": 0.25},
 }
+# The facets (background, method, result: recommend.facets) rank on the generic space and its
+# rerank (the floor) plus, on the shortlist, w_maxsim * z(MaxSim of the facet sentences) and
+# w_aspect * z(cosine in the facet's nearest aspect space: background -> task, method -> method,
+# result -> dataset). Chosen per facet on the validation split of the faceted dev set
+# (`manage.py bench aspects-facets`, docs/benchmarks.md "Facets"); 0 where a signal was not
+# confidently (bootstrap CI) better than the generic order there.
+FACET_WEIGHTS: dict[str, dict[str, float]] = {
+    "background": {"maxsim": 0.0, "aspect": 0.0},
+    "method": {"maxsim": 0.0, "aspect": 0.0},
+    "result": {"maxsim": 0.0, "aspect": 0.0},
+}
 # Task and dataset names matched in every paper's text (search.concepts).
 CONCEPT_DICTIONARY = Path(env.str("CONCEPT_DICTIONARY",
                                   default=str(BASE_DIR / "data" / "taxonomy" / "pwc-concepts.tsv")))

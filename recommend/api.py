@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommend import lexical, nearest_names, selectors
+from recommend import lexical, nearest_names, ordering
 from recommend.params import (
     MAX_CANDIDATES,
     MAX_EXAMPLES,
+    MAX_OFFSET,
     MAX_WEIGHT,
     parse_recommend,
     parse_similar,
@@ -24,25 +25,31 @@ from search.api import filter_parameters, paper_or_404, results_payload
 from search.api_docs import errors, k_parameter
 from search.models import Paper
 from search.params import FILTER_NAMES, MAX_K
-from search.selectors import aspect_names
 
 
 class PaperSimilarAPI(APIView):
     @extend_schema(
         summary="Papers similar to this one, overall or by aspect",
-        parameters=[OpenApiParameter("aspect", str, description="generic (default), task, method, dataset, or an "
-                                                                "aspect the operator added"),
+        parameters=[OpenApiParameter("aspect", str, description=(
+                        "generic (default); the facets background (the problem), method, result "
+                        "(matched sentence by sentence); the aspect spaces task, dataset, or one "
+                        "the operator added")),
                     k_parameter(),
+                    OpenApiParameter("offset", int, description=f"skip the first offset results "
+                                                                f"(0..{MAX_OFFSET}): the next page"),
+                    OpenApiParameter("candidates", str, description="rank only these paper ids "
+                                                                    "(repeated or comma-separated)"),
                     *filter_parameters()],
         responses={200: OpenApiTypes.OBJECT, **errors(400, 404, 409)},
     )
     def get(self, request: Request, id: int) -> Response:  # noqa: A002 - the contract's name
         paper = paper_or_404(id)
-        params = parse_similar(request.query_params, aspects=aspect_names())
-        result = selectors.paper_similar_explained(paper=paper, aspect=params.aspect,
-                                                   k=params.k, filters=params.filters)
+        params = parse_similar(request.query_params, aspects=ordering.similar_names())
+        result = ordering.similar(paper=paper, aspect=params.aspect, k=params.k,
+                                  filters=params.filters, offset=params.offset,
+                                  candidates=params.candidates)
         body = results_payload(result, request)
-        body.update({"paper": paper.pk, "aspect": params.aspect})
+        body.update({"paper": paper.pk, "aspect": params.aspect, "offset": params.offset})
         return Response(body)
 
 
@@ -56,10 +63,13 @@ class RecommendInput(serializers.Serializer):
                                      max_length=MAX_EXAMPLES)
     aspects = serializers.DictField(
         child=serializers.FloatField(min_value=0.0, max_value=MAX_WEIGHT), required=False,
-        help_text="aspect -> weight (relative; at least one above 0); default {\"generic\": 1}")
+        help_text="aspect or facet -> weight (relative; at least one above 0); facets: background, "
+                  "method, result; default {\"generic\": 1}")
     filters = serializers.DictField(
         required=False, help_text=f"filter name -> value or list of values: {', '.join(FILTER_NAMES)}")
     k = serializers.IntegerField(min_value=1, max_value=MAX_K, required=False, default=10)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_OFFSET, required=False, default=0,
+                                      help_text="skip the first offset results: the next page")
     candidates = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, allow_null=True,
         max_length=MAX_CANDIDATES, help_text="rank only these papers (rerank); default: search")
@@ -75,8 +85,8 @@ class RecommendAPI(APIView):
             "filters": {"published_after": "2025-01-01"}, "k": 10})],
     )
     def post(self, request: Request) -> Response:
-        wanted = parse_recommend(request.data, aspects=aspect_names())
-        return Response(results_payload(selectors.recommend(wanted), request))
+        wanted = parse_recommend(request.data, aspects=ordering.similar_names())
+        return Response(results_payload(ordering.recommend(wanted), request))
 
 
 class StatusAPI(APIView):

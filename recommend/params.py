@@ -27,6 +27,9 @@ from search.params import FILTER_NAMES, InvalidParams, SearchFilters, parse_filt
 
 MAX_EXAMPLES = 50  # positive, and negative, examples per request
 MAX_CANDIDATES = 1000
+# Paging: results offset..offset+k of one ranking; the planner is asked for offset + k, so
+# this bounds the work of one request (k <= search.params.MAX_K).
+MAX_OFFSET = 900
 # Aspect weights are relative (recommend() divides by their sum); the page's sliders use 0..1.
 MAX_WEIGHT = 100.0
 DEFAULT_ASPECTS = {"generic": 1.0}
@@ -40,6 +43,8 @@ class SimilarParams:
     aspect: str = "generic"
     k: int = 10
     filters: SearchFilters = field(default_factory=SearchFilters)
+    offset: int = 0
+    candidates: list[int] | None = None  # rank only these papers
 
 
 @dataclass
@@ -50,17 +55,21 @@ class RecommendRequest:
     filters: SearchFilters = field(default_factory=SearchFilters)
     k: int = 10
     candidates: list[int] | None = None
+    offset: int = 0
 
 
 def parse_similar(query: Mapping, *, aspects: Sequence[str], strict: bool = True) -> SimilarParams:
-    """?aspect=&k=&<filters> of "papers similar to this one"; raises InvalidParams.
+    """?aspect=&k=&offset=&candidates=&<filters> of "papers similar to this one"; raises
+    InvalidParams. `candidates`: ids repeated or comma-separated (rank only these).
 
-    `aspects`: the names the caller offers (search.selectors.aspect_names()). `strict`
-    rejects unknown parameter names (API); the page passes strict=False.
+    `aspects`: the names the caller offers (recommend.ordering.similar_names(): the facets
+    and the aspect spaces). `strict` rejects unknown parameter names (API); the page passes
+    strict=False.
     """
     errors: dict[str, str] = {}
     if strict:
-        unknown = sorted(set(query.keys()) - {"aspect", "k", "format", *FILTER_NAMES})
+        unknown = sorted(set(query.keys()) - {"aspect", "k", "offset", "candidates", "format",
+                                              *FILTER_NAMES})
         if unknown:
             errors["unknown"] = (f"unknown parameter(s): {', '.join(unknown)}; "
                                  f"filters are {', '.join(FILTER_NAMES)}")
@@ -68,10 +77,19 @@ def parse_similar(query: Mapping, *, aspects: Sequence[str], strict: bool = True
     if aspect not in aspects:
         errors["aspect"] = f"{aspect!r} is not an aspect; use one of {', '.join(aspects)}"
     k = parse_k(_last(query, "k"), errors)
+    offset = _offset(_last(query, "offset"), errors)
+    raw = query.getlist("candidates") if hasattr(query, "getlist") else query.get("candidates")
+    if isinstance(raw, str):
+        raw = [raw]
+    candidates = None
+    if raw:
+        split = [part for value in raw for part in str(value).split(",") if part.strip()]
+        candidates = _ids(split, "candidates", MAX_CANDIDATES, errors)
     filters = parse_filters(query, errors)
     if errors:
         raise InvalidParams(errors)
-    return SimilarParams(aspect=aspect, k=k, filters=filters)
+    return SimilarParams(aspect=aspect, k=k, filters=filters, offset=offset,
+                         candidates=candidates)
 
 
 def parse_recommend(data: object, *, aspects: Sequence[str], default_k: int = 10,
@@ -86,7 +104,7 @@ def parse_recommend(data: object, *, aspects: Sequence[str], default_k: int = 10
     if not isinstance(data, Mapping):
         raise InvalidParams({"body": "send a JSON object with at least \"positive\": [paper ids]"})
     errors: dict[str, str] = {}
-    known = {"positive", "negative", "aspects", "filters", "k", "candidates"}
+    known = {"positive", "negative", "aspects", "filters", "k", "offset", "candidates"}
     if strict and set(data) - known:
         errors["unknown"] = (f"unknown field(s): {', '.join(sorted(map(str, set(data) - known)))}; "
                              f"use {', '.join(sorted(known))}")
@@ -99,10 +117,16 @@ def parse_recommend(data: object, *, aspects: Sequence[str], default_k: int = 10
     weights = _weights(data.get("aspects"), aspects, errors)
     filters = _filters(data.get("filters"), errors)
     k = _k(data.get("k"), default_k, errors)
+    raw_offset = data.get("offset")
+    if isinstance(raw_offset, (bool, float)):
+        errors["offset"] = f"{str(raw_offset)!r} is not a whole number"
+        offset = 0
+    else:
+        offset = _offset("" if raw_offset is None else str(raw_offset).strip(), errors)
     if errors:
         raise InvalidParams(errors)
     return RecommendRequest(positive=positive, negative=negative, aspects=weights,
-                            filters=filters, k=k, candidates=candidates)
+                            filters=filters, k=k, candidates=candidates, offset=offset)
 
 
 def _from_query_string(query, *, strict: bool) -> dict:
@@ -118,10 +142,11 @@ def _from_query_string(query, *, strict: bool) -> dict:
     filters = {name: query.getlist(name) for name in FILTER_NAMES if query.getlist(name)}
     if filters:
         out["filters"] = filters
-    if query.get("k"):
-        out["k"] = query.get("k")
+    for name in ("k", "offset"):
+        if query.get(name):
+            out[name] = query.get(name)
     if strict:  # an unknown name is reported under its own name, not dropped
-        seen = {"positive", "negative", "candidates", "k", *FILTER_NAMES}
+        seen = {"positive", "negative", "candidates", "k", "offset", *FILTER_NAMES}
         out.update({key: query.get(key) for key in query
                     if key not in seen and not key.startswith(WEIGHT_PREFIX)})
     return out
@@ -131,6 +156,16 @@ def _last(query: Mapping, name: str) -> str:
     raw = query.getlist(name) if hasattr(query, "getlist") else [query.get(name)]
     values = [str(v).strip() for v in raw if v is not None and str(v).strip()]
     return values[-1] if values else ""
+
+
+def _offset(raw: str, errors: dict[str, str]) -> int:
+    """The first result's position (0 = the top), as a string of digits."""
+    if not raw:
+        return 0
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) > MAX_OFFSET:
+        errors["offset"] = f"offset must be a whole number from 0 to {MAX_OFFSET}"
+        return 0
+    return int(raw)
 
 
 def paper_id(value: object) -> int | None:

@@ -1,8 +1,9 @@
-"""Aspect similarity and recommendations from examples, with explanations.
+"""Aspect similarity and recommendations from examples: the signals and the explanations.
 
 Every aspect (generic, task, method, dataset, ...) is an embedding space; a paper's aspect
-vector is computed by the workers (search.services.papers_embed). Here we only read vectors,
-combine them, and explain the result.
+vector is computed by the workers (search.services.papers_embed). Here we only read vectors
+and names, score them against examples, and explain a result; the one ranking that "similar"
+and "recommend" both serve is recommend.ordering's.
 """
 
 from __future__ import annotations
@@ -12,23 +13,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import connection
 
 from recommend import nearest_names, rerank
 from recommend.params import RecommendRequest
 from search import catalogue, concepts
 from search.models import EmbeddingSpace, Paper
-from search.params import InvalidParams, SearchFilters
-from search.planner import filter_sql, vector_ranking
 from search.selectors import (
     LISTED_FIELDS,
-    NotReady,
     ScoredPaper,
-    SearchResult,
-    active_space,
     concept_weights,
-    hydrate,
     stored_vectors,
 )
 from search.vectors import l2_normalise
@@ -149,34 +143,6 @@ def _both_about(centre: np.ndarray, vectors: dict[int, np.ndarray], result_ids: 
             for pid, found in zip(present, theirs, strict=True)}
 
 
-# --- similar by aspect ----------------------------------------------------------------------------
-
-def paper_similar_explained(
-    *, paper: Paper, aspect: str, k: int, filters: SearchFilters,
-) -> SearchResult:
-    space = active_space(aspect)
-    if space is None:
-        raise NotReady(f"aspect {aspect!r} has no active embedding space yet; the workers "
-                       "create and fill it in the background")
-    vectors = stored_vectors(space, [paper.pk])
-    if paper.pk not in vectors:
-        raise NotReady(f"this paper's {aspect} vector has not been computed yet; try again shortly")
-    signals = rerank.weights(aspect)
-    shortlist = settings.RERANK_SHORTLIST if signals["words"] or signals["concepts"] else 0
-    ranked, plan = vector_ranking(space=space, vector=vectors[paper.pk], k=max(k, shortlist),
-                                  filters=filters, exclude_ids=[paper.pk])
-    # The vector's shortlist reranked by the words and the named concepts the papers share
-    # (recommend.rerank; measured on every aspect we can, docs/benchmarks.md).
-    reranked = rerank.rerank(anchor=paper, shortlist=ranked, aspect=aspect, k=k)
-    result = SearchResult(hydrate(reranked.ranked, EXPLAINED_FIELDS), f"similar:{aspect}",
-                          {"semantic": plan, "rerank": reranked.debug})
-    explain(anchors=[paper], results=result.results, spaces=active_aspects())
-    for item in result.results:
-        if item.paper.pk in reranked.words:
-            item.details["explanation"]["words"] = reranked.words[item.paper.pk]
-    return result
-
-
 # --- recommend from examples ----------------------------------------------------------------------
 
 def _concept_scores(request: RecommendRequest, shares: dict[str, float], pool: Sequence[int]
@@ -239,91 +205,3 @@ def _against_examples(candidate, centre, negatives, similarity: Callable[[Any, A
     if negatives:
         score -= NEGATIVE_WEIGHT * max(similarity(n, candidate) for n in negatives)
     return score
-
-
-def recommend(request: RecommendRequest) -> SearchResult:
-    """Papers like the positives and unlike the negatives, on the weighted aspects.
-
-    Score of a candidate c = sum over aspects a of w_a * (cos(c, mean of positives in a)
-    - NEGATIVE_WEIGHT * max over negatives n of cos(c, n in a)), divided by sum of w_a. When
-    an aspect weighs the names found in the text, candidates are ordered by that score
-    z-scored over them plus the shared names (_concept_scores), as "similar" does; the score
-    shown stays the vector's. Candidates come from each weighted aspect's planner (so filters
-    are honoured and never come back short) or, when given, from the caller's list (rerank).
-    The request's shape is checked by recommend.params.parse_recommend; here what depends on
-    the data: active spaces for the aspects, existing example papers (else InvalidParams).
-    """
-    errors: dict[str, str] = {}
-    spaces = active_aspects()
-    weights = {a: float(w) for a, w in request.aspects.items() if float(w) > 0}
-    for aspect in request.aspects:
-        if aspect not in spaces:
-            errors["aspects"] = (f"aspect {aspect!r} is not available; active aspects: "
-                                 f"{', '.join(sorted(spaces)) or 'none yet'}")
-    if not weights and "aspects" not in errors:
-        errors["aspects"] = "give at least one aspect a weight above 0"
-    example_ids = request.positive + request.negative
-    known = set(Paper.objects.filter(pk__in=example_ids).values_list("pk", flat=True))
-    unknown = [i for i in example_ids if i not in known]
-    if unknown:
-        errors["papers"] = f"unknown paper id(s): {', '.join(map(str, unknown[:10]))}"
-    if errors:
-        raise InvalidParams(errors)
-
-    queries: dict[str, tuple[np.ndarray, list[np.ndarray]]] = {}
-    for aspect in weights:
-        vectors = stored_vectors(spaces[aspect], example_ids)
-        positives = [vectors[i] for i in request.positive if i in vectors]
-        if not positives:
-            raise NotReady(f"the positive examples have no {aspect} vectors yet; try again "
-                           "shortly")
-        negatives = [vectors[i] for i in request.negative if i in vectors]
-        queries[aspect] = (l2_normalise(np.mean(positives, axis=0)), negatives)
-
-    exclude = list(set(example_ids))
-    plans: dict[str, Any] = {}
-    if request.candidates is not None:
-        where, params = filter_sql(request.filters)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT p.id FROM search_paper p WHERE p.id = ANY(%s) AND {where}",
-                           [request.candidates, *params])
-            pool = [int(r[0]) for r in cursor.fetchall() if int(r[0]) not in exclude]
-    else:
-        pool_set: set[int] = set()
-        depth = max(request.k * 5, 50)
-        for aspect, (centre, negatives) in queries.items():
-            # Search with the Rocchio query so that papers close to the negatives are not
-            # the only candidates left after demotion.
-            probe = centre - NEGATIVE_WEIGHT * np.mean(negatives, axis=0) if negatives else centre
-            ranked, plans[aspect] = vector_ranking(
-                space=spaces[aspect], vector=l2_normalise(probe), k=depth,
-                filters=request.filters, exclude_ids=exclude)
-            pool_set.update(pid for pid, _ in ranked)
-        pool = sorted(pool_set)
-
-    total_weight = sum(weights.values())
-    scores = dict.fromkeys(pool, 0.0)
-    for aspect, (centre, negatives) in queries.items():
-        vectors = stored_vectors(spaces[aspect], pool)
-        for pid in pool:
-            vec = vectors.get(pid)
-            if vec is None:
-                continue
-            scores[pid] += weights[aspect] * _against_examples(vec, centre, negatives, _dot) / total_weight
-    names = _concept_scores(request, {a: w / total_weight for a, w in weights.items()}, pool)
-    if names:
-        # As "similar" does: the vector score z-scored over the pool plus the names the
-        # candidate shares with the examples (`manage.py bench aspects-recommend`, docs/benchmarks.md
-        # "Nearest names": pwc "same task" from two examples 0.405 -> 0.651 MAP@10, SciREX
-        # task 0.553 -> 0.638).
-        vector = rerank.zscore(np.asarray([scores[pid] for pid in pool]))
-        order = {pid: v + names.get(pid, 0.0) for pid, v in zip(pool, vector, strict=True)}
-    else:
-        order = scores
-    best = sorted(pool, key=lambda pid: (-order[pid], pid))[:request.k]
-    ranked = [(pid, scores[pid]) for pid in best]
-    result = SearchResult(hydrate(ranked, EXPLAINED_FIELDS), "recommend",
-                          {"candidates": len(pool), **plans})
-    anchors = list(Paper.objects.filter(pk__in=request.positive))
-    explain(anchors=anchors, results=result.results, spaces=spaces)
-    return result

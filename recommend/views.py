@@ -9,7 +9,7 @@ import math
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from recommend import selectors
+from recommend import facets, ordering
 from recommend.params import (
     DEFAULT_ASPECTS,
     WEIGHT_PREFIX,
@@ -21,7 +21,7 @@ from recommend.params import (
 from recommend.reader_views import reader_state
 from search.models import Paper
 from search.params import InvalidParams
-from search.selectors import NotReady, aspect_names, paper_get
+from search.selectors import NotReady, paper_get
 from search.views import CONCEPT_KINDS, HtmxHttpRequest
 
 RECOMMEND_PAGE_K = 20
@@ -31,7 +31,7 @@ def paper_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     paper = paper_get(pk=pk)
     if paper is None:
         raise Http404("no such paper")
-    aspects = aspect_names()
+    aspects = ordering.similar_names()
     errors: dict[str, str] = {}
     try:
         params = parse_similar(request.GET, aspects=aspects, strict=False)
@@ -40,19 +40,22 @@ def paper_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     similar, notice = None, ""
     if not errors:
         try:
-            similar = selectors.paper_similar_explained(
-                paper=paper, aspect=params.aspect, k=params.k, filters=params.filters)
+            similar = ordering.similar(paper=paper, aspect=params.aspect, k=params.k,
+                                       filters=params.filters, offset=params.offset,
+                                       candidates=params.candidates)
         except NotReady as exc:
             notice = str(exc)
     context = {"paper": paper, "similar": similar, "notice": notice, "errors": errors,
                "aspect": params.aspect, "aspects": aspects, "concept_kinds": CONCEPT_KINDS,
+               "facets": facets.FACETS, "offset": params.offset, "k": params.k,
+               "prev_offset": max(0, params.offset - params.k),
                "state": reader_state(request.user, [paper.pk])}
     template = "recommend/paper.html#similar" if request.htmx else "recommend/paper.html"
     return render(request, template, context)
 
 
 def recommend_page(request: HttpRequest) -> HttpResponse:
-    aspects = aspect_names()
+    aspects = ordering.similar_names()
     context: dict = {"errors": {}, "notice": "", "result": None}
     weights = dict(DEFAULT_ASPECTS)
     if not request.GET.getlist("positive"):
@@ -63,7 +66,7 @@ def recommend_page(request: HttpRequest) -> HttpResponse:
             wanted = parse_recommend(request.GET, aspects=aspects, default_k=RECOMMEND_PAGE_K,
                                      strict=False)
             weights = wanted.aspects
-            context["result"] = selectors.recommend(wanted)
+            context["result"] = ordering.recommend(wanted)
         except InvalidParams as exc:
             context["errors"] = exc.errors
             weights = _weights_as_given(request, aspects) or weights

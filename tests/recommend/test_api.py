@@ -84,7 +84,8 @@ def test_the_schema_describes_the_recommend_request(client, db):
 
     body = schema["paths"]["/api/v1/recommend"]["post"]["requestBody"]["content"]["application/json"]
     fields = schema["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
-    assert set(fields["properties"]) == {"positive", "negative", "aspects", "filters", "k", "candidates"}
+    assert set(fields["properties"]) == {"positive", "negative", "aspects", "filters", "k",
+                                         "offset", "candidates"}
     assert fields["required"] == ["positive"]
     assert fields["properties"]["k"]["maximum"] == 100
     assert fields["properties"]["aspects"]["additionalProperties"]["maximum"] == 100

@@ -28,6 +28,7 @@ BENCHMARKS = {
     "compact-codes": "bench.compact_codes",
     "aspects-adapters": "bench.aspects_adapters",
     "aspects": "bench.aspects",
+    "aspects-facets": "bench.aspects_facets",
     "aspects-recommend": "bench.aspects_recommend",
     "roles": "bench.roles",
     "fde": "bench.fde",
