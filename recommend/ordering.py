@@ -29,6 +29,7 @@ from django.db import connection
 from recommend import facets, lexical, rerank
 from recommend.params import RecommendRequest
 from recommend.selectors import (
+    EXPLAINED_FIELDS,
     NEGATIVE_WEIGHT,
     _against_examples,
     _concept_scores,
@@ -254,7 +255,7 @@ def rank(request: RecommendRequest) -> Ranked:
 
 def _result(request: RecommendRequest, mode: str) -> SearchResult:
     ranked = rank(request)
-    result = SearchResult(hydrate(ranked.ranked), mode,
+    result = SearchResult(hydrate(ranked.ranked, EXPLAINED_FIELDS), mode,
                           {"candidates": ranked.total, "offset": request.offset, **ranked.debug})
     anchors = list(Paper.objects.filter(pk__in=request.positive))
     explain(anchors=anchors, results=result.results, spaces=active_aspects())

@@ -23,7 +23,6 @@ from search.selectors import (
     LISTED_FIELDS,
     ScoredPaper,
     concept_weights,
-    stored_vectors,
 )
 from search.vectors import l2_normalise
 

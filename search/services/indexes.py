@@ -35,7 +35,7 @@ def space_ensure_indexes(*, space: EmbeddingSpace) -> None:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for sql in vector_index_statements(space):
             cursor.execute(sql)
-    cache.delete(vector_indexes_key())  # the planner serves precisions from this list
+    forget_vector_indexes()  # the planner serves precisions from this list
 
 
 def space_code_index_exists(space: EmbeddingSpace) -> bool:

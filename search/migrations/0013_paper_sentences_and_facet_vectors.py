@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('search', '0011_operations'),
+        ('search', '0012_aspect_spaces_index_halfvec_only'),
     ]
 
     operations = [
