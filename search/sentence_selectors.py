@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from pgvector import HalfVector
 
 from search.models import EmbeddingSpace
 from search.multivector import fde_params, fde_query, maxsim_many
 from search.params import SearchFilters
 from search.planner.filters import where_sql
-from search.planner.scans import hnsw_session
+from search.planner.scans import execute_with_settings, hnsw_settings
 from search.roles import FACETS, facet_rows
 
 
@@ -123,10 +123,10 @@ def _fde_walk(space: EmbeddingSpace, facet: str, q: np.ndarray, n: int,
     sql = (f"SELECT f.paper_id FROM search_paperfacetvector f {join} "
            f"WHERE {facet_index_predicate(space.pk, facet, params.version)} AND {where} "
            f"ORDER BY f.fde::halfvec({dim}) <#> %s::halfvec({dim}) LIMIT %s")
-    with transaction.atomic(), connection.cursor() as cursor:
-        hnsw_session(cursor, max(n, int(settings.HNSW_EF_SEARCH)), iterative=where != "TRUE")
-        cursor.execute(sql, [*where_params, literal, n])
-        return [int(r[0]) for r in cursor.fetchall()]
+    values = hnsw_settings(max(n, int(settings.HNSW_EF_SEARCH)), iterative=where != "TRUE")
+    with connection.cursor() as cursor:
+        rows = execute_with_settings(cursor, values, sql, [*where_params, literal, n])
+    return [int(r[0]) for r in rows]
 
 
 def _filtered_ids(space: EmbeddingSpace, filters: SearchFilters, exclude: list[int]) -> list[int]:
