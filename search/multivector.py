@@ -93,7 +93,7 @@ def best_pairs(query: np.ndarray, doc: np.ndarray, top: int = 2) -> list[tuple[i
 class FdeParams:
     dim_in: int = 384
     k_sim: int = 3
-    reps: int = 8
+    reps: int = 16
     d_proj: int = 16  # 0 = no projection (each bucket keeps dim_in dimensions)
     seed: int = 15
 
@@ -106,7 +106,9 @@ class FdeParams:
         return f"fde1-d{self.dim_in}-k{self.k_sim}-r{self.reps}-p{self.d_proj}-s{self.seed}"
 
 
-# The shipped parameters (chosen by `manage.py bench fde`, docs/benchmarks.md).
+# The shipped parameters (chosen by `manage.py bench fde`, docs/benchmarks.md): 2,048
+# dimensions; recall of brute-force MaxSim's top-10 after reranking 200 candidates 0.91 /
+# 0.79 / 0.77 (background / method / result) vs 0.83 / 0.68 / 0.71 at 1,024 (k3, 8 reps).
 FDE_PARAMS = FdeParams()
 
 
