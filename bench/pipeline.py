@@ -15,7 +15,8 @@ loads the worker's model and adapters (a long-lived worker has them loaded).
 CPU is read from /proc (psutil) before and after, over process trees: the worker (its main
 process and pool children), the ingest command, and the Postgres server (postmaster,
 backends, WAL writer, checkpointer, autovacuum; reaped children's CPU included through
-cutime). That is load-independent; papers/s is not (the load average is printed with it).
+cutime; the backend of this command's own progress polling is measured and taken off).
+That is load-independent; papers/s is not (the load average is printed with it).
 Side by side in the same run: the encoder alone on the same texts in this process (the floor:
 docs/s and CPU-ms per doc), which also splits the worker's CPU into encoder and Python.
 """
@@ -54,6 +55,10 @@ def add_arguments(parser):
     parser.add_argument("--without-graphs", default="",
                         help="what-if: drop these precisions' graphs (float,binary) of every "
                              "space in the copy first (the planner then serves them by halfvec)")
+    parser.add_argument("--also-wait-for", default="", metavar="TABLE",
+                        help="a second wave's table (with a paper_id column): the clock also "
+                             "waits for a row per new paper there (set the task in "
+                             "EMBEDDING_FOLLOW_UP_TASKS)")
     parser.add_argument("--keep", action="store_true", help="keep the copied database")
     parser.add_argument("--json", type=Path, help="also write the results here")
 
@@ -69,7 +74,8 @@ def run(command, **options):
     write_json(options.get("json"), results)
 
 
-def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_graphs="", **_):
+def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_graphs="",
+            also_wait_for="", **_):
     work = OUT / "pipeline"
     work.mkdir(parents=True, exist_ok=True)
     warm_file, timed_file = work / "warmup.jsonl.gz", work / "timed.jsonl.gz"
@@ -79,15 +85,17 @@ def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_gr
     worker = None
     try:
         worker = _start_worker(env, concurrency, work / "worker.log")
-        _ingest_and_wait(env, warm_file, timeout, what="warm-up")
+        _ingest_and_wait(env, warm_file, timeout, what="warm-up", table=also_wait_for)  # untimed
         postgres = _postmaster(env)
         load_before = os.getloadavg()
         cpu_before = {"worker": _tree_cpu(worker.pid), "postgres": _tree_cpu(postgres)}
         started = time.perf_counter()
-        ingest_cpu, papers = _ingest_and_wait(env, timed_file, timeout, what="timed")
+        ingest_cpu, papers, polling = _ingest_and_wait(env, timed_file, timeout, what="timed",
+                                                        table=also_wait_for)
         elapsed = time.perf_counter() - started
         cpu = {"worker": _tree_cpu(worker.pid) - cpu_before["worker"],
-               "postgres": _tree_cpu(postgres) - cpu_before["postgres"], "ingest": ingest_cpu}
+               "postgres": _tree_cpu(postgres) - cpu_before["postgres"] - polling,
+               "ingest": ingest_cpu}
         load_after = os.getloadavg()
         spaces = _space_summary(env)
     finally:
@@ -105,6 +113,7 @@ def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_gr
         "cpu_ms_per_paper": round(total, 1),
         "split_ms": {k: round(per_paper[k], 1) for k in ("encoder", "python", "postgres")},
         "split_detail_ms": {k: round(per_paper[k], 1) for k in ("worker", "ingest", "postgres")},
+        "bench_polling_ms_excluded": round(1000 * polling / papers, 1),
         "projected_2_idle_cores_papers_per_s": round(2000 / total, 1),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in load_after],
@@ -121,7 +130,8 @@ def measure(say, *, n, warmup, concurrency, timeout, encoder_n, keep, without_gr
         f"{load_before[0]:.2f} before, {load_after[0]:.2f} after")
     say(f"  CPU {total:.1f} ms per paper: encoder {per_paper['encoder']:.1f}, Python "
         f"{per_paper['python']:.1f} (worker minus encoder {per_paper['worker'] - per_paper['encoder']:.1f}"
-        f" + ingest command {per_paper['ingest']:.1f}), Postgres {per_paper['postgres']:.1f}")
+        f" + ingest command {per_paper['ingest']:.1f}), Postgres {per_paper['postgres']:.1f} "
+        f"(this bench's own polling, {1000 * polling / papers:.1f}, taken off)")
     say(f"  projected on 2 idle cores: <= {2000 / total:.1f} papers/s")
     say(f"  encoder alone, same texts, this process: {encoder['docs_per_s']} docs/s, "
         f"{encoder['cpu_ms_per_doc']} CPU-ms per doc ({encoder['docs']} docs)")
@@ -206,6 +216,8 @@ def _clone_environment() -> dict[str, str]:
 def _drop_graphs(env: dict[str, str], precisions: list[str]) -> list[str]:
     """The what-if of --without-graphs: drop those precisions' graphs of every space in the
     copy (never in the dev database)."""
+    if not precisions:
+        return []
     import psycopg
 
     from search.planner.indexes import PRECISION_GRAPHS
@@ -257,13 +269,15 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
-def _ingest_and_wait(env: dict[str, str], path: Path, timeout: float, *, what: str
-                     ) -> tuple[float, int]:
+def _ingest_and_wait(env: dict[str, str], path: Path, timeout: float, *, what: str,
+                     table: str = "") -> tuple[float, int, float]:
     """Run the ingest command on `path`, then wait until every active space is current for
-    every paper it added. Returns (the command's CPU seconds, papers added)."""
+    every paper it added. Returns (the command's CPU seconds, papers added, the CPU seconds
+    of this function's own polling backend, to take off the server's)."""
     import psycopg
 
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as db:
+        poller = psutil.Process(db.execute("SELECT pg_backend_pid()").fetchone()[0])
         first = db.execute("SELECT coalesce(max(id), 0) FROM search_paper").fetchone()[0]
         proc = subprocess.Popen([sys.executable, "manage.py", "ingest", "--no-progress", str(path)],
                                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -274,15 +288,16 @@ def _ingest_and_wait(env: dict[str, str], path: Path, timeout: float, *, what: s
         cpu = usage.ru_utime + usage.ru_stime
         deadline = time.monotonic() + timeout
         while True:
-            added, lagging = _progress(db, first)
+            added, lagging = _progress(db, first, table)
             if not lagging:
-                return cpu, added
+                polled = poller.cpu_times()
+                return cpu, added, polled.user + polled.system
             if time.monotonic() > deadline:
                 raise CommandError(f"{what}: spaces still incomplete after {timeout} s: {lagging}")
-            time.sleep(0.25)
+            time.sleep(0.5)
 
 
-def _progress(db, first: int) -> tuple[int, dict[str, int]]:
+def _progress(db, first: int, table: str = "") -> tuple[int, dict[str, int]]:
     """(papers added since `first`, {space: papers still lacking a current vector, its copies
     or its code}). One query, cheap next to the work it waits for."""
     added = db.execute("SELECT count(*) FROM search_paper WHERE id > %s", [first]).fetchone()[0]
@@ -298,7 +313,15 @@ def _progress(db, first: int) -> tuple[int, dict[str, int]]:
         LEFT JOIN search_papercode c ON c.embedding_id = e.id
         WHERE s.is_active GROUP BY s.name
         """, [first]).fetchall()
-    return added, {name: added - done for name, done in rows if done < added}
+    lagging = {name: added - done for name, done in rows if done < added}
+    if table:  # a second wave's rows (e.g. sentence vectors): one at least per new paper
+        if not table.replace("_", "").isalnum():
+            raise CommandError(f"not a table name: {table!r}")
+        done = db.execute(f"SELECT count(DISTINCT paper_id) FROM {table} WHERE paper_id > %s",
+                          [first]).fetchone()[0]
+        if done < added:
+            lagging[table] = added - done
+    return added, lagging
 
 
 def _space_summary(env: dict[str, str]) -> list[dict]:
