@@ -91,24 +91,6 @@ def _loaded(model: LexicalModel) -> Fitted:
     return Fitted(model.version, vectorizer, np.asarray(model.terms, dtype=object))
 
 
-def similarities(fitted: Fitted, anchor: str, texts: Sequence[str]
-                 ) -> tuple[np.ndarray, list[list[str]]]:
-    """tf-idf cosine of each text with the anchor text, and per text the (up to 5) terms that
-    weigh most in both."""
-    matrix = _tfidf_rows(fitted, [anchor, *texts])
-    query = matrix[0]
-    cosines = np.asarray((matrix[1:] @ query.T).todense()).ravel()
-    # every row's products with the anchor at once (one sparse product, not one per text)
-    both = matrix[1:].multiply(query).tocsr()
-    shared = []
-    for i in range(len(texts)):
-        start, end = both.indptr[i], both.indptr[i + 1]
-        top = sorted(zip(both.data[start:end], both.indices[start:end], strict=True),
-                     reverse=True)[:5]
-        shared.append([str(fitted.terms[c]) for _, c in top])
-    return cosines, shared
-
-
 # Each text's tf-idf row, per process: a "similar" request transforms its 100-paper shortlist
 # (most of its CPU: tokenising 100 abstracts), and the same papers come back in many
 # shortlists. A row depends only on the fit and the text (rows are normalised one by one),
@@ -118,9 +100,11 @@ _rows: dict[tuple[str, bytes], Any] = {}
 _rows_lock = threading.Lock()
 
 
-def _tfidf_rows(fitted: Fitted, texts: Sequence[str]):
+def tfidf_rows(fitted: Fitted, texts: Sequence[str]):
     from scipy.sparse import vstack
 
+    if not texts:
+        return fitted.vectorizer.transform([]).tocsr()
     keys = [(fitted.version, hashlib.sha1(text.encode()).digest()) for text in texts]
     missing = [i for i, key in enumerate(keys) if key not in _rows]
     if missing:

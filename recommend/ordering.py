@@ -156,14 +156,15 @@ def _word_scores(fitted, request, ids: Sequence[int]) -> tuple[np.ndarray, list[
     rows = {r["pk"]: paper_text(r["title"], r["abstract"])
             for r in Paper.objects.filter(pk__in=[*request.positive, *request.negative, *ids])
             .values("pk", "title", "abstract")}
-    matrix = fitted.vectorizer.transform([rows.get(pid, "") for pid in ids]).tocsr()
-    pos = fitted.vectorizer.transform([rows[p] for p in request.positive if p in rows])
+    # rows kept per process (lexical.tfidf_rows): tokenising the shortlist was most of the CPU
+    matrix = lexical.tfidf_rows(fitted, [rows.get(pid, "") for pid in ids])
+    pos = lexical.tfidf_rows(fitted, [rows[p] for p in request.positive if p in rows])
     centre = np.asarray(pos.sum(axis=0)).ravel()
     norm = float(np.linalg.norm(centre))
     centre = centre / norm if norm > 0 else centre
     scores = matrix @ centre
     if request.negative:
-        neg = fitted.vectorizer.transform([rows[p] for p in request.negative if p in rows])
+        neg = lexical.tfidf_rows(fitted, [rows[p] for p in request.negative if p in rows])
         if neg.shape[0]:
             scores = scores - NEGATIVE_WEIGHT * np.asarray((matrix @ neg.T).todense()).max(axis=1).ravel()
     shared = []

@@ -1,4 +1,5 @@
-"""Rerank an aspect vector's shortlist by what two papers visibly share: words and named concepts.
+"""The rerank's weights and formula: an aspect vector's shortlist reordered by what the papers visibly
+share, words and named concepts (recommend.ordering applies it to "similar" and "recommend").
 
 score = z(vector cosine) + w_words * z(tf-idf cosine) + w_concepts * concept cosine, z over the
 shortlist (the top RERANK_SHORTLIST papers by the vector); the concept cosine is used as it is
@@ -14,16 +15,13 @@ the weight "nearest", the cosine of the task names nearest both papers' generic 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
 
-from recommend import lexical, nearest_names
+from recommend import nearest_names
 from search import concepts
-from search.embedders import paper_text
-from search.models import Paper
-from search.selectors import active_space, concept_weights, stored_vectors
+from search.selectors import active_space, stored_vectors
 
 
 def weights(aspect: str) -> dict:
@@ -76,54 +74,3 @@ def fused_scores(vector: np.ndarray, *, words: np.ndarray | None = None, named: 
             names = names + w_nearest * np.asarray(nearest, dtype=np.float64)
         fused = fused + w_concepts * names
     return fused
-
-
-@dataclass
-class Reranked:
-    ranked: list[tuple[int, float]]  # (paper id, vector cosine), best first
-    words: dict[int, dict] = field(default_factory=dict)  # id -> {similarity, shared}
-    debug: dict = field(default_factory=dict)
-
-
-def rerank(*, anchor: Paper, shortlist: Sequence[tuple[int, float]], aspect: str, k: int) -> Reranked:
-    """The best k of the shortlist [(id, vector cosine)] by the fused score; the shortlist's
-    order (cut to k) when no signal has a weight or a fit."""
-    w = weights(aspect)
-    fitted = lexical.current() if w["words"] > 0 else None
-    use_concepts = w["concepts"] > 0 and bool(w["kinds"])
-    if not shortlist or (fitted is None and not use_concepts):
-        return Reranked(list(shortlist[:k]))
-    ids = [pid for pid, _ in shortlist]
-    # the abstracts only when the words are weighed: they are most of what is read
-    fields = ("title", "abstract", "concepts") if fitted is not None else ("concepts",)
-    rows = {row["pk"]: row for row in Paper.objects.filter(pk__in=ids).values("pk", *fields)}
-    out = Reranked([], debug={"shortlist": len(ids), "weights": w})
-    lex: np.ndarray | None = None
-    shared_terms: list[list[str]] = []
-    named, near_cos = None, None
-    if fitted is not None:
-        lex, shared_terms = lexical.similarities(
-            fitted, paper_text(anchor.title, anchor.abstract),
-            [paper_text(rows[pid]["title"], rows[pid]["abstract"]) if pid in rows else ""
-             for pid in ids])
-        out.debug["lexical"] = fitted.version
-    if use_concepts:
-        idf, kinds = concept_weights().idf, tuple(w["kinds"])
-        mine = concepts.weighted(anchor.concepts, idf, kinds)
-        theirs = [concepts.weighted(rows[pid]["concepts"] if pid in rows else [], idf, kinds)
-                  for pid in ids]
-        named = np.asarray([concepts.cosine(mine, t) for t in theirs], dtype=np.float64)
-        if w["nearest"] > 0:
-            near = nearest_weights([anchor.pk, *ids])
-            if anchor.pk in near:
-                near_cos = np.asarray([float(near[pid] @ near[anchor.pk]) if pid in near else 0.0
-                                       for pid in ids])
-    fused = fused_scores(np.asarray([cos for _, cos in shortlist], dtype=np.float64),
-                         words=lex, named=named, nearest=near_cos, w_words=w["words"],
-                         w_concepts=w["concepts"], w_nearest=w["nearest"])
-    cosine = dict(shortlist)
-    for i in np.lexsort((np.asarray(ids), -fused))[:k]:
-        out.ranked.append((ids[i], cosine[ids[i]]))
-        if lex is not None:  # the words were weighed (fitted is not None)
-            out.words[ids[i]] = {"similarity": round(float(lex[i]), 4), "shared": shared_terms[i]}
-    return out
