@@ -193,6 +193,7 @@ def _clone_environment() -> dict[str, str]:
     environment that points the worker and the ingest command at the copy."""
     source = connection.settings_dict["NAME"]
     connection.close()
+    connection.close_pool()  # the pool's idle connections are sessions on the template too
     with _admin_connection() as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {CLONE} WITH (FORCE)")
         try:

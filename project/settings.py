@@ -271,6 +271,10 @@ SENTENCE_ROLES = Path(env.str("SENTENCE_ROLES", default=str(BASE_DIR / "data" / 
 FACET_RERANK_CANDIDATES = env.int("FACET_RERANK_CANDIDATES", default=200)
 # Abstract sentences encoded per paper (longer abstracts keep their first ones).
 SENTENCES_PER_PAPER = env.int("SENTENCES_PER_PAPER", default=48)
+# The sentence wave (roles, sentence vectors, facet FDEs: issue 15's facets and their matched
+# sentences) roughly doubles the embedding CPU per paper (docs/benchmarks.md "Embedding pipeline
+# throughput"); 0 turns it off: the facets then rank by their generic floor, without sentences.
+SENTENCE_VECTORS = env.bool("SENTENCE_VECTORS", default=True)
 # HNSW search breadth; higher = better recall, slower.
 HNSW_EF_SEARCH = env.int("HNSW_EF_SEARCH", default=100)
 # How far an iterative (filtered) HNSW scan may walk before the planner falls back to exact.

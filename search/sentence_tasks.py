@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from search.services import sentences
 from search.tasks import EMBED_QUEUE, RETRY
@@ -27,6 +28,8 @@ def sentences_missing() -> int:
     embed_missing does): the sentences of those chunks are on their way behind it."""
     from project.celery import app
 
+    if not settings.SENTENCE_VECTORS:
+        return 0
     with app.connection_for_write() as conn:
         pending = conn.default_channel.client.llen(EMBED_QUEUE)
     if pending:

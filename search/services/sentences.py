@@ -206,6 +206,9 @@ def queue_sentences(*, paper_ids: Sequence[int]) -> int:
     """Queue sentence tasks in chunks (the second wave, after a chunk's vectors)."""
     from search.sentence_tasks import embed_sentences
 
+    if not settings.SENTENCE_VECTORS:
+        return 0
+
     chunk = settings.EMBEDDING_TASK_CHUNK
     ids = list(paper_ids)
     for start in range(0, len(ids), chunk):

@@ -134,3 +134,16 @@ def test_the_worker_writes_sentences_after_ingest_and_the_sweep_repairs_losses(
     wait_for(lambda: PaperSentences.objects.count() == 15, timeout=120, what="sweep repaired")
     wait_for(lambda: PaperFacetVector.objects.count() == 15 * len(FACETS), timeout=60,
              what="FDEs rewritten")
+
+
+def test_sentence_vectors_off_queues_no_sentence_work(db, settings, fixtures_dir):
+    """SENTENCE_VECTORS=0: neither ingestion nor the sweep queues the sentence wave."""
+    from search.services.sentences import queue_sentences
+
+    settings.SENTENCE_VECTORS = False
+    services.papers_ingest_file(path=fixtures_dir / "kaggle-sample.json")
+    ids = list(Paper.objects.values_list("pk", flat=True))
+    assert queue_sentences(paper_ids=ids) == 0
+    assert sentences_missing() == 0
+    settings.SENTENCE_VECTORS = True
+    assert queue_sentences(paper_ids=ids) == 1  # one chunk of 15 papers
