@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
+from django.db import connection
 
 from bench.common import ms_stats
 from bench.scale_common import (
@@ -185,23 +185,10 @@ def peer_engine(space, queries, truth, client_list):
     """faiss IndexHNSWFlat (M=16, efConstruction=64, efSearch=100: pgvector's defaults) on the
     same vectors, inner product on unit vectors = cosine."""
     import faiss
-    from pgvector.psycopg import register_vector
 
-    connection.ensure_connection()
-    raw = connection.connection
-    register_vector(raw)
-    with raw.cursor() as cur:
-        cur.execute("SELECT count(*) FROM search_paperembedding WHERE space_id = %s", [space.pk])
-        n = cur.fetchone()[0]
-    ids = np.empty(n, np.int64)
-    vectors = np.empty((n, int(space.dimension)), np.float32)
-    # Server-side cursor (needs a transaction): stream the vectors instead of buffering them.
-    with transaction.atomic(), raw.cursor(name="peer_vectors") as cur:
-        cur.itersize = 20_000
-        cur.execute("SELECT paper_id, embedding FROM search_paperembedding WHERE space_id = %s",
-                    [space.pk])
-        for i, (pid, vec) in enumerate(cur):
-            ids[i], vectors[i] = pid, vec.to_numpy()
+    from bench.scale_peers import read_vectors
+
+    ids, vectors = read_vectors(space)
     rss_before = rss_kib(os.getpid())
     faiss.omp_set_num_threads(2)
     index = faiss.IndexHNSWFlat(vectors.shape[1], 16, faiss.METRIC_INNER_PRODUCT)

@@ -67,7 +67,7 @@ class FaissPeer:
         import faiss
 
         self.faiss, self.space = faiss, space
-        self.ids, vectors = _read_vectors(space)
+        self.ids, vectors = read_vectors(space)
         self.position = np.full(int(self.ids.max()) + 1, -1, np.int64)
         self.position[self.ids] = np.arange(len(self.ids))
         rss_before = rss_kib(os.getpid())
@@ -111,8 +111,9 @@ class FaissPeer:
         return np.ascontiguousarray(positions[positions >= 0])
 
 
-def _read_vectors(space) -> tuple[np.ndarray, np.ndarray]:
-    """(paper ids, float vectors) of the space, streamed through a server-side cursor."""
+def read_vectors(space) -> tuple[np.ndarray, np.ndarray]:
+    """(paper ids, float vectors) of the space, streamed through a server-side cursor (it
+    needs a transaction) instead of buffered; the peers of bench filtered and precision."""
     from pgvector.psycopg import register_vector
 
     connection.ensure_connection()

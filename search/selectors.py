@@ -86,16 +86,21 @@ def vector_from_text(text: str) -> np.ndarray:
 
 # --- keyword ranking ------------------------------------------------------------------------------
 
-def keyword_ranking(*, query: str, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
-    """Full-text search (websearch syntax: "phrases", OR, -exclusions) ranked by ts_rank_cd."""
-    where, params = filter_sql(filters)
-    sql = f"""
-        SELECT p.id, ts_rank_cd(p.search_vector, q, 32) AS rank
+def _keyword_sql(columns: str, where: str) -> str:
+    """The keyword ranking (websearch syntax, ts_rank_cd) returning `columns` and the rank."""
+    return f"""
+        SELECT {columns}, ts_rank_cd(p.search_vector, q, 32) AS rank
         FROM search_paper p, websearch_to_tsquery('english', %s) q
         WHERE p.search_vector @@ q AND {where}
         ORDER BY rank DESC, p.id
         LIMIT %s
     """
+
+
+def keyword_ranking(*, query: str, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+    """Full-text search (websearch syntax: "phrases", OR, -exclusions) ranked by ts_rank_cd."""
+    where, params = filter_sql(filters)
+    sql = _keyword_sql("p.id", where)
     with connection.cursor() as cursor:
         cursor.execute(sql, [query, *params, k])
         return [(int(pid), float(rank)) for pid, rank in cursor.fetchall()]
@@ -108,13 +113,7 @@ def keyword_results(*, query: str, k: int, filters: SearchFilters,
     where, params = filter_sql(filters)
     concrete = _listed_columns(fields or LISTED_FIELDS)
     columns = ", ".join(f"p.{connection.ops.quote_name(str(f.column))}" for f in concrete)
-    sql = f"""
-        SELECT {columns}, ts_rank_cd(p.search_vector, q, 32) AS rank
-        FROM search_paper p, websearch_to_tsquery('english', %s) q
-        WHERE p.search_vector @@ q AND {where}
-        ORDER BY rank DESC, p.id
-        LIMIT %s
-    """
+    sql = _keyword_sql(columns, where)
     with connection.cursor() as cursor:
         cursor.execute(sql, [query, *params, k])
         rows = cursor.fetchall()
