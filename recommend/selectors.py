@@ -23,6 +23,7 @@ from search.selectors import (
     LISTED_FIELDS,
     ScoredPaper,
     concept_weights,
+    vector_from_send,
 )
 from search.vectors import l2_normalise
 
@@ -38,21 +39,11 @@ def active_aspects() -> dict[str, EmbeddingSpace]:
     return dict(catalogue.active_spaces())
 
 
-def space_evidence(space: EmbeddingSpace, paper_ids: Sequence[int]) -> dict[int, list[str]]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT paper_id, evidence FROM search_paperembedding "
-                       "WHERE space_id = %s AND paper_id = ANY(%s)", [space.pk, list(paper_ids)])
-        # Django leaves jsonb undecoded on raw cursors (JSONField decodes it itself).
-        return {int(pid): (json.loads(ev) if isinstance(ev, str) else ev or [])
-                for pid, ev in cursor.fetchall()}
-
-
 def vectors_and_evidence(spaces: dict[str, EmbeddingSpace], paper_ids: Sequence[int],
                          ) -> tuple[dict[str, dict[int, np.ndarray]], dict[str, dict[int, list[str]]]]:
-    """What stored_vectors and space_evidence return, for every space at once: one statement
-    instead of two per aspect (an explanation read 7). Per aspect {paper id: current vector}
-    (stale ones left out, as stored_vectors does) and {paper id: evidence} (every row, as
-    space_evidence does)."""
+    """Every space's stored vectors and evidence sentences in one statement (an explanation
+    read two per aspect, 7 in all). Per aspect {paper id: current vector} (stale ones left
+    out, as search.selectors.stored_vectors does) and {paper id: evidence} (every row)."""
     by_id = {int(space.pk): aspect for aspect, space in spaces.items()}
     vectors: dict[str, dict[int, np.ndarray]] = {aspect: {} for aspect in spaces}
     evidence: dict[str, dict[int, list[str]]] = {aspect: {} for aspect in spaces}
@@ -67,8 +58,7 @@ def vectors_and_evidence(spaces: dict[str, EmbeddingSpace], paper_ids: Sequence[
         for sid, pid, raw, ev in cursor.fetchall():
             aspect = by_id[int(sid)]
             if raw is not None:
-                vectors[aspect][int(pid)] = np.frombuffer(bytes(raw), dtype=">f4",
-                                                          offset=4).astype(np.float32)
+                vectors[aspect][int(pid)] = vector_from_send(raw)
             evidence[aspect][int(pid)] = json.loads(ev) if isinstance(ev, str) else ev or []
     return vectors, evidence
 

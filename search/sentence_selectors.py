@@ -52,8 +52,11 @@ def decode_vectors(raw: bytes, scales: bytes, dimension: int) -> np.ndarray:
 
 
 def sentence_space() -> EmbeddingSpace | None:
-    """The space whose encoder embeds sentences: the active generic one."""
-    return EmbeddingSpace.objects.filter(aspect="generic", is_active=True).first()
+    """The space whose encoder embeds sentences: the active generic one (search.catalogue's,
+    so a request reading sentences costs no query for it)."""
+    from search.selectors import active_space
+
+    return active_space("generic")
 
 
 def current_role_version() -> str:
