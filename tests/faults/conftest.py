@@ -9,11 +9,14 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from project import devstack
@@ -117,3 +120,17 @@ def stack(request):
             process.stop()
         for stop in list(built.stops.values()):
             stop()
+
+
+def peak_connections(database_url: str, clients: list[threading.Thread], count_sql: str,
+                     interval: float) -> int:
+    """Start the client threads and, until they finish, sample `count_sql` (a count over
+    pg_stat_activity) every `interval` seconds: the most Postgres connections seen."""
+    for thread in clients:
+        thread.start()
+    most = 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while any(t.is_alive() for t in clients):
+            most = max(most, conn.execute(count_sql).fetchone()[0])
+            time.sleep(interval)
+    return most

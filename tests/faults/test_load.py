@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
-import psycopg
+from tests.faults.conftest import peak_connections
 
 ROWS = "tests/fixtures/arxiv-daily-2025-04-01.jsonl"
 CLIENTS, SECONDS = 50, 30
@@ -22,7 +22,6 @@ def test_fifty_clients_get_answers_or_clean_429s(stack):
     stack.start_web()
     statuses: Counter = Counter()
     bad: list[str] = []
-    most_connections = 0
     stop = time.monotonic() + SECONDS
 
     def client(n: int) -> None:
@@ -41,15 +40,10 @@ def test_fifty_clients_get_answers_or_clean_429s(stack):
                 statuses["connection"] += 1
                 bad.append(f"{path}: {error}")
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
-        while any(t.is_alive() for t in threads):
-            used = conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                "WHERE datname = current_database()").fetchone()[0]
-            most_connections = max(most_connections, used)
-            time.sleep(0.5)
+    most_connections = peak_connections(
+        stack.env["DATABASE_URL"],
+        [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)],
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()", 0.5)
     print(dict(statuses), f"most connections: {most_connections}")
 
     assert bad == []

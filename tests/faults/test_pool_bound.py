@@ -12,6 +12,7 @@ from collections import Counter
 import psycopg
 
 from project.capacity import capacity
+from tests.faults.conftest import peak_connections
 
 ROWS = "tests/fixtures/arxiv-daily-2025-04-01.jsonl"
 CLIENTS, REQUESTS_EACH = 20, 12
@@ -37,7 +38,6 @@ def test_twenty_clients_within_the_pool_bound(stack, monkeypatch):
     stack.start_web()
     statuses: Counter = Counter()
     bad: list[str] = []
-    most = 0
 
     def client(n: int) -> None:
         for i in range(REQUESTS_EACH):
@@ -51,15 +51,11 @@ def test_twenty_clients_within_the_pool_bound(stack, monkeypatch):
             except OSError as error:
                 bad.append(f"{path}: {error}")
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True) as conn:
-        while any(t.is_alive() for t in threads):
-            used = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                                "'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
-            most = max(most, used)
-            time.sleep(0.05)
+    most = peak_connections(
+        stack.env["DATABASE_URL"],
+        [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)],
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()", 0.05)
     print(dict(statuses), f"most web connections: {most}, max_connections {max_connections}")
 
     assert bad == []
